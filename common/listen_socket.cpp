@@ -1,0 +1,77 @@
+#include "common/listen_socket.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace herd {
+namespace {
+
+std::string syscall_error(const char* call, const std::string& where) {
+  return std::string(call) + "() on " + where + " failed: " + std::strerror(errno);
+}
+
+}  // namespace
+
+std::string format_host_port(const std::string& host, std::uint16_t port) {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+ListenResult open_listen_socket(const std::string& host, std::uint16_t port, int backlog) {
+  ListenResult result;
+  const std::string where = format_host_port(host, port);
+
+  sockaddr_storage address{};
+  socklen_t address_length = 0;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&address);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&address);
+  if (::inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    address_length = sizeof(sockaddr_in);
+  } else if (::inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    address_length = sizeof(sockaddr_in6);
+  } else {
+    result.error = "invalid host '" + host + "': expected a numeric IPv4 or IPv6 address";
+    return result;
+  }
+
+  UniqueFd fd(::socket(address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) {
+    result.error = syscall_error("socket", where);
+    return result;
+  }
+  int one = 1;
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
+    result.error = syscall_error("setsockopt(SO_REUSEADDR)", where);
+    return result;
+  }
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), address_length) != 0) {
+    result.error = syscall_error("bind", where);
+    return result;
+  }
+  if (::listen(fd.get(), backlog) != 0) {
+    result.error = syscall_error("listen", where);
+    return result;
+  }
+
+  sockaddr_storage bound{};
+  socklen_t bound_length = sizeof(bound);
+  if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &bound_length) != 0) {
+    result.error = syscall_error("getsockname", where);
+    return result;
+  }
+  result.port = ntohs(bound.ss_family == AF_INET
+                          ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
+                          : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
+  result.fd = std::move(fd);
+  return result;
+}
+
+}  // namespace herd

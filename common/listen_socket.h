@@ -1,0 +1,24 @@
+// Opening the master's listening TCP socket (IPv4 or IPv6 host).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "common/unique_fd.h"
+
+namespace herd {
+
+struct ListenResult {
+  UniqueFd fd;
+  std::uint16_t port = 0;  // the bound port, useful when 0 was asked for
+  std::string error;       // set when fd is invalid: "bind() to 0.0.0.0:80 failed: ..."
+};
+
+// Binds and listens on host:port with SO_REUSEADDR, non-blocking and
+// close-on-exec. `host` is a numeric IPv4 or IPv6 address ("0.0.0.0", "::1").
+ListenResult open_listen_socket(const std::string& host, std::uint16_t port, int backlog);
+
+// "host:port", with brackets around an IPv6 host.
+std::string format_host_port(const std::string& host, std::uint16_t port);
+
+}  // namespace herd

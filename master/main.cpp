@@ -1,0 +1,111 @@
+// herd: the master. Parses the command line and runs the Master.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+
+#include <climits>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "common/log.h"
+#include "master/master.h"
+
+namespace {
+
+std::string default_worker_program() {
+  std::error_code error;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
+  if (error) return "herd-worker";
+  return (self.parent_path() / "herd-worker").string();
+}
+
+std::size_t cpu_count() {
+  unsigned count = std::thread::hardware_concurrency();
+  return count == 0 ? 1 : count;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  herd::MasterConfig config;
+  config.workers = cpu_count();
+  config.worker.program = default_worker_program();
+  long heartbeat_interval_ms = config.heartbeat_interval.count();
+  long heartbeat_timeout_ms = config.heartbeat_timeout.count();
+  long kill_timeout_ms = config.kill_timeout.count();
+  std::string log_level = "info";
+  std::string log_format = "text";
+
+  CLI::App app{
+      "herd: runs an HTTP service as a cluster of worker processes. The master accepts every\n"
+      "connection and hands it round-robin to a worker; dead or hung workers are replaced.\n"
+      "Arguments after -- are passed to every worker."};
+  app.set_version_flag("--version", std::string("herd ") + HERD_VERSION);
+  app.add_option("--host", config.host, "Address to listen on (numeric IPv4 or IPv6)")
+      ->capture_default_str();
+  app.add_option("--port", config.port, "TCP port to listen on; 0 picks a free one")
+      ->capture_default_str();
+  app.add_option("--workers", config.workers, "Number of worker processes (default: CPUs)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1024}));
+  app.add_option("--exec", config.worker.program, "Worker program (default: herd-worker beside herd)")
+      ->capture_default_str();
+  app.add_option("--handoff-window", config.handoff_window,
+                 "Connections a worker may hold un-acknowledged (1 = Node's behaviour)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1024}));
+  app.add_option("--heartbeat-interval", heartbeat_interval_ms,
+                 "Milliseconds between a worker's heartbeats")
+      ->capture_default_str()
+      ->check(CLI::Range(10L, 3600000L));
+  app.add_option("--heartbeat-timeout", heartbeat_timeout_ms,
+                 "Milliseconds of silence (or of starting up) after which a worker is replaced")
+      ->capture_default_str()
+      ->check(CLI::Range(50L, 86400000L));
+  app.add_option("--kill-timeout", kill_timeout_ms,
+                 "Milliseconds a stopping or hung worker gets before SIGKILL")
+      ->capture_default_str()
+      ->check(CLI::Range(0L, 86400000L));
+  app.add_option("--control", config.control_path,
+                 "Control socket path (default ${XDG_RUNTIME_DIR:-/tmp}/herd-<port>.sock)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or critical")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical"}));
+  app.add_option("--log-format", log_format, "text or json")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "json"}));
+  std::vector<std::string> worker_args;
+  app.add_option("worker-args", worker_args, "Arguments for the worker program (after --)");
+  app.allow_extras(false);
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (heartbeat_timeout_ms <= heartbeat_interval_ms) {
+    std::cerr << "--heartbeat-timeout (" << heartbeat_timeout_ms
+              << " ms) must be longer than --heartbeat-interval (" << heartbeat_interval_ms
+              << " ms)\n";
+    return 2;
+  }
+  if (::access(config.worker.program.c_str(), X_OK) != 0) {
+    std::cerr << "worker program '" << config.worker.program
+              << "' is not an executable file (--exec)\n";
+    return 2;
+  }
+
+  config.heartbeat_interval = herd::Milliseconds{heartbeat_interval_ms};
+  config.heartbeat_timeout = herd::Milliseconds{heartbeat_timeout_ms};
+  config.kill_timeout = herd::Milliseconds{kill_timeout_ms};
+  config.worker.args = std::move(worker_args);
+  config.log_level = spdlog::level::from_str(log_level);
+  config.log_format = log_format == "json" ? herd::LogFormat::kJson : herd::LogFormat::kText;
+  config.worker.env = {
+      "HERD_HEARTBEAT_INTERVAL_MS=" + std::to_string(heartbeat_interval_ms),
+      "HERD_LOG_LEVEL=" + log_level,
+      "HERD_LOG_FORMAT=" + log_format,
+  };
+
+  herd::setup_logging("master", config.log_level, config.log_format);
+  herd::Master master(std::move(config));
+  return master.run();
+}

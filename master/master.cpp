@@ -1,0 +1,497 @@
+#include "master/master.h"
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <variant>
+
+#include "common/listen_socket.h"
+
+namespace herd {
+namespace {
+
+// Accepts per readiness callback: enough to drain a burst, few enough that
+// acks from workers are read in between.
+constexpr int kAcceptBatch = 64;
+// Connections held by the master waiting for a worker. Past this, stop
+// accepting and let the kernel's backlog hold the rest.
+constexpr std::size_t kMaxQueuedConnections = 4096;
+// How long to stop accepting after EMFILE/ENFILE, instead of spinning on it.
+constexpr Milliseconds kAcceptRetryAfterFdExhaustion{100};
+// Supervision pass period; heartbeats and deadlines are checked at this grain.
+constexpr Milliseconds kTickPeriod{100};
+
+std::string errno_text() { return std::strerror(errno); }
+
+}  // namespace
+
+Master::Master(MasterConfig config)
+    : config_(std::move(config)),
+      dispatcher_(config_.handoff_window),
+      workers_(config_.workers) {}
+
+Master::~Master() = default;
+
+int Master::run() {
+  started_at_ = Clock::now();
+  base_.reset(event_base_new());
+  if (!base_) {
+    spdlog::critical("event_base_new() failed");
+    return 1;
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  spdlog::info("Master {} is running", ::getpid());
+  if (!open_listener()) return 1;
+  install_signal_handlers();
+
+  tick_event_.reset(event_new(base_.get(), -1, EV_PERSIST, on_tick, this));
+  timeval tick = to_timeval(kTickPeriod);
+  event_add(tick_event_.get(), &tick);
+
+  supervise();  // starts the workers
+  event_base_dispatch(base_.get());
+
+  close_queued_connections();
+  spdlog::info("Master {} stopped", ::getpid());
+  return 0;
+}
+
+bool Master::open_listener() {
+  ListenResult listener = open_listen_socket(config_.host, config_.port, config_.backlog);
+  if (!listener.fd) {
+    spdlog::critical("cannot listen: {}", listener.error);
+    return false;
+  }
+  listen_fd_ = std::move(listener.fd);
+  accept_event_.reset(
+      event_new(base_.get(), listen_fd_.get(), EV_READ | EV_PERSIST, on_accept, this));
+  resume_accept_event_.reset(evtimer_new(base_.get(), on_resume_accept, this));
+  event_add(accept_event_.get(), nullptr);
+  accepting_ = true;
+  spdlog::info("listening on {}", format_host_port(config_.host, listener.port));
+  return true;
+}
+
+void Master::install_signal_handlers() {
+  for (int signal : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) {
+    EventPtr event(evsignal_new(base_.get(), signal, on_signal, this));
+    event_add(event.get(), nullptr);
+    signal_events_.push_back(std::move(event));
+  }
+}
+
+// ---- libevent callbacks ----------------------------------------------------
+
+void Master::on_accept(evutil_socket_t, short, void* arg) {
+  static_cast<Master*>(arg)->accept_connections();
+}
+
+void Master::on_resume_accept(evutil_socket_t, short, void* arg) {
+  static_cast<Master*>(arg)->resume_accepting();
+}
+
+void Master::on_channel_readable(evutil_socket_t, short, void* arg) {
+  auto* channel = static_cast<Channel*>(arg);
+  channel->master->read_channel(*channel);
+}
+
+void Master::on_channel_writable(evutil_socket_t, short, void* arg) {
+  auto* channel = static_cast<Channel*>(arg);
+  Master* master = channel->master;
+  channel->blocked = false;
+  if (WorkerRecord* worker = master->workers_.find(channel->worker)) {
+    master->update_eligibility(*worker);
+  }
+  master->dispatch_connections();
+}
+
+// Signal callbacks only record intent; supervise() acts on it.
+void Master::on_signal(evutil_socket_t signal, short, void* arg) {
+  auto* master = static_cast<Master*>(arg);
+  switch (signal) {
+    case SIGCHLD: master->child_exited_ = true; break;
+    case SIGTERM:
+    case SIGINT: ++master->stop_requests_; break;
+    case SIGHUP: master->reload_requested_ = true; break;
+  }
+  master->supervise();
+}
+
+void Master::on_tick(evutil_socket_t, short, void* arg) { static_cast<Master*>(arg)->supervise(); }
+
+// ---- supervision -----------------------------------------------------------
+
+// One pass of the master's duties, in order: act on signals, reap the dead,
+// kill the unresponsive, keep the worker count, and finish a stop once every
+// worker is gone.
+void Master::supervise() {
+  handle_signals();
+  reap_workers();
+  murder_unresponsive_workers();
+  manage_workers();
+  finish_stop_when_idle();
+}
+
+void Master::handle_signals() {
+  if (stop_requests_ > 0 && !stopping_) {
+    begin_stop();
+  } else if (stop_requests_ > 1 && stopping_) {
+    force_stop();
+  }
+  if (reload_requested_) {
+    reload_requested_ = false;
+    spdlog::warn("SIGHUP received: rolling reload is not supported by this version; ignoring");
+  }
+}
+
+void Master::reap_workers() {
+  if (!child_exited_) return;
+  child_exited_ = false;
+  for (;;) {
+    int status = 0;
+    pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid == 0) return;
+    if (pid < 0) {
+      if (errno == EINTR) continue;
+      if (errno != ECHILD) spdlog::error("waitpid() failed: {}", errno_text());
+      return;
+    }
+    ExitStatus exit;
+    if (WIFEXITED(status)) exit.code = WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) exit.signal = WTERMSIG(status);
+
+    WorkerRecord* record = workers_.find_by_pid(pid);
+    if (record == nullptr) continue;  // not a worker of ours
+    WorkerId id = record->id;
+    bool expected = stopping_ || record->state == WorkerState::kDraining;
+    // Acks the worker sent before dying still count; read them before its
+    // un-acked connections are re-dispatched.
+    if (auto it = channels_.find(id); it != channels_.end()) read_channel(*it->second);
+    close_channel(id);
+    workers_.remove_exited(pid, Clock::now());
+    if (expected) {
+      spdlog::info("Worker {} died ({})", pid, describe(exit));
+    } else {
+      spdlog::warn("Worker {} died ({})", pid, describe(exit));
+    }
+  }
+}
+
+void Master::murder_unresponsive_workers() {
+  TimePoint now = Clock::now();
+  for (WorkerId id : workers_.overdue(now, config_.heartbeat_timeout)) {
+    WorkerRecord* worker = workers_.find(id);
+    bool never_ready = worker->state == WorkerState::kStarting;
+    spdlog::warn("Worker {} {} within {} ms; sending SIGTERM", worker->pid,
+                 never_ready ? "did not become ready" : "missed its heartbeats",
+                 config_.heartbeat_timeout.count());
+    worker->state = WorkerState::kHung;
+    worker->kill_at = now + config_.kill_timeout;
+    update_eligibility(*worker);
+    if (::kill(worker->pid, SIGTERM) != 0) {
+      spdlog::error("kill({}, SIGTERM) failed: {}", worker->pid, errno_text());
+    }
+  }
+  for (WorkerId id : workers_.past_kill_deadline(now)) {
+    WorkerRecord* worker = workers_.find(id);
+    spdlog::warn("Worker {} still running after {} ms; sending SIGKILL", worker->pid,
+                 config_.kill_timeout.count());
+    worker->kill_at.reset();  // SIGKILL cannot be caught: once is enough
+    if (::kill(worker->pid, SIGKILL) != 0) {
+      spdlog::error("kill({}, SIGKILL) failed: {}", worker->pid, errno_text());
+    }
+  }
+}
+
+void Master::manage_workers() {
+  if (stopping_) return;
+  for (std::size_t slot : workers_.slots_due(Clock::now())) spawn_worker_into(slot);
+}
+
+void Master::finish_stop_when_idle() {
+  if (stopping_ && workers_.empty()) event_base_loopbreak(base_.get());
+}
+
+void Master::spawn_worker_into(std::size_t slot) {
+  WorkerId id = workers_.allocate_id();
+  SpawnedWorker spawned = spawn_worker(config_.worker, id, slot);
+  if (spawned.pid < 0) {
+    // Counted like a death so the slot backs off instead of retrying every tick.
+    spdlog::error("cannot start worker for slot {}: {}", slot, spawned.error);
+    return;
+  }
+  workers_.add(id, slot, spawned.pid, Clock::now(), unix_time_ms());
+  auto channel = std::make_unique<Channel>();
+  channel->master = this;
+  channel->worker = id;
+  channel->fd = std::move(spawned.channel);
+  channel->read_event.reset(event_new(base_.get(), channel->fd.get(), EV_READ | EV_PERSIST,
+                                      on_channel_readable, channel.get()));
+  channel->write_event.reset(
+      event_new(base_.get(), channel->fd.get(), EV_WRITE, on_channel_writable, channel.get()));
+  event_add(channel->read_event.get(), nullptr);
+  channels_.emplace(id, std::move(channel));
+  dispatcher_.add_worker(id);
+  spdlog::debug("spawned worker pid {} (id {}, slot {})", spawned.pid, id, slot);
+}
+
+void Master::begin_stop() {
+  stopping_ = true;
+  spdlog::info("Shutting down: draining {} workers (SIGKILL after {} ms)",
+               workers_.workers().size(), config_.kill_timeout.count());
+  accept_event_.reset();
+  resume_accept_event_.reset();
+  listen_fd_.reset();
+  accepting_ = false;
+  close_queued_connections();
+
+  TimePoint now = Clock::now();
+  for (const auto& [id, record] : workers_.workers()) {
+    WorkerRecord& worker = *workers_.find(id);
+    worker.state = WorkerState::kDraining;
+    worker.kill_at = now + config_.kill_timeout;
+    update_eligibility(worker);
+    if (!send_to_worker(worker, proto::Drain{config_.kill_timeout.count()})) {
+      ::kill(worker.pid, SIGTERM);
+    }
+  }
+}
+
+void Master::force_stop() {
+  if (workers_.empty()) return;
+  spdlog::warn("Second stop signal: killing {} workers now", workers_.workers().size());
+  for (const auto& [id, record] : workers_.workers()) ::kill(record.pid, SIGKILL);
+  stop_requests_ = 1;  // one forced kill per extra signal
+}
+
+// ---- connections -----------------------------------------------------------
+
+void Master::accept_connections() {
+  for (int i = 0; i < kAcceptBatch && accepting_; ++i) {
+    int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      switch (errno) {
+        case EAGAIN:
+#if EAGAIN != EWOULDBLOCK
+        case EWOULDBLOCK:
+#endif
+          i = kAcceptBatch;
+          break;
+        case EINTR:
+        case ECONNABORTED:
+        case EPROTO:
+          break;  // that client is gone; try the next one
+        case EMFILE:
+        case ENFILE:
+        case ENOBUFS:
+        case ENOMEM:
+          // Level-triggered readiness would call us straight back: back off.
+          spdlog::warn("accept4() failed: {}; pausing accepts for {} ms", errno_text(),
+                       kAcceptRetryAfterFdExhaustion.count());
+          pause_accepting(kAcceptRetryAfterFdExhaustion);
+          break;
+        default:
+          spdlog::error("accept4() failed: {}", errno_text());
+          i = kAcceptBatch;
+          break;
+      }
+      continue;
+    }
+    Seq seq = next_seq_++;
+    connections_.emplace(seq, UniqueFd(fd));
+    dispatcher_.enqueue(seq);
+    ++connections_total_;
+  }
+  dispatch_connections();
+  if (accepting_ && dispatcher_.queued() >= kMaxQueuedConnections) {
+    spdlog::warn("{} connections waiting for a worker; pausing accepts",
+                 dispatcher_.queued());
+    pause_accepting(Milliseconds{0});
+  }
+}
+
+void Master::pause_accepting(Milliseconds retry_after) {
+  if (!accepting_) return;
+  accepting_ = false;
+  event_del(accept_event_.get());
+  if (retry_after.count() > 0) arm_timer(resume_accept_event_.get(), retry_after);
+}
+
+void Master::resume_accepting() {
+  if (accepting_ || stopping_ || !accept_event_) return;
+  accepting_ = true;
+  event_add(accept_event_.get(), nullptr);
+}
+
+// Hands queued connections to workers until the queue is empty or no worker
+// has credit. The master keeps its copy of each fd until the worker's ack.
+void Master::dispatch_connections() {
+  while (std::optional<Dispatcher::Handoff> handoff = dispatcher_.next()) {
+    WorkerRecord* worker = workers_.find(handoff->worker);
+    auto channel = channels_.find(handoff->worker);
+    auto connection = connections_.find(handoff->seq);
+    std::string message = proto::encode(proto::MasterMessage{proto::Conn{handoff->seq}});
+    SendResult sent = send_message(channel->second->fd.get(), message, connection->second.get());
+    if (sent == SendResult::kSent) {
+      ++worker->connections_handed;
+      continue;
+    }
+    dispatcher_.return_unsent(handoff->worker, handoff->seq);
+    if (sent == SendResult::kWouldBlock) {
+      // The worker is not reading its channel fast enough; wait for room.
+      channel->second->blocked = true;
+      event_add(channel->second->write_event.get(), nullptr);
+      update_eligibility(*worker);
+    } else {
+      spdlog::error("sendmsg() to worker {} failed: {}", worker->pid, errno_text());
+      close_channel(worker->id);
+    }
+  }
+  if (!accepting_ && !stopping_ && dispatcher_.queued() < kMaxQueuedConnections / 2 &&
+      !event_pending(resume_accept_event_.get(), EV_TIMEOUT, nullptr)) {
+    resume_accepting();
+  }
+}
+
+void Master::close_queued_connections() {
+  std::vector<Seq> queued = dispatcher_.take_queue();
+  if (!queued.empty()) {
+    spdlog::warn("closing {} connections that no worker took", queued.size());
+  }
+  for (Seq seq : queued) connections_.erase(seq);
+}
+
+// ---- the channel -----------------------------------------------------------
+
+void Master::read_channel(Channel& channel) {
+  WorkerId id = channel.worker;
+  // Each iteration may close the channel (EOF, violation): re-check it exists.
+  for (int budget = 256; budget > 0 && channels_.count(id) != 0; --budget) {
+    ReceivedMessage received = receive_message(channel.fd.get());
+    WorkerRecord* worker = workers_.find(id);
+    switch (received.status) {
+      case ReceiveStatus::kWouldBlock:
+        return;
+      case ReceiveStatus::kClosed:
+        spdlog::debug("worker {} closed its channel", worker->pid);
+        close_channel(id);
+        return;
+      case ReceiveStatus::kError:
+        errno = received.error;
+        spdlog::error("recvmsg() from worker {} failed: {}", worker->pid, errno_text());
+        close_channel(id);
+        return;
+      case ReceiveStatus::kMessage:
+        break;
+    }
+    if (!received.fds.empty() || received.control_truncated) {
+      replace_worker(*worker, "sent a file descriptor on its channel");
+    } else if (received.payload_truncated) {
+      replace_worker(*worker, "sent a message over " + std::to_string(kMaxMessageBytes) + " bytes");
+    } else {
+      handle_message(*worker, received.payload);
+    }
+  }
+}
+
+void Master::handle_message(WorkerRecord& worker, const std::string& payload) {
+  proto::Decoded<proto::WorkerMessage> decoded = proto::decode_worker_message(payload);
+  if (!decoded.message) {
+    replace_worker(worker, "sent a malformed message: " + decoded.error);
+    return;
+  }
+  const proto::WorkerMessage& message = *decoded.message;
+  if (!worker.said_hello && !std::holds_alternative<proto::Hello>(message)) {
+    replace_worker(worker, "sent '" + std::string(proto::type_name(message)) + "' before 'hello'");
+    return;
+  }
+  worker.last_heartbeat = Clock::now();
+
+  if (const auto* hello = std::get_if<proto::Hello>(&message)) {
+    if (worker.said_hello) return replace_worker(worker, "sent 'hello' twice");
+    if (hello->proto != proto::kProtocolVersion) {
+      return replace_worker(worker, "speaks protocol " + std::to_string(hello->proto) +
+                                        ", the master speaks " +
+                                        std::to_string(proto::kProtocolVersion));
+    }
+    worker.said_hello = true;
+    spdlog::info("Worker {} started", worker.pid);
+  } else if (std::holds_alternative<proto::Ready>(message)) {
+    if (worker.state != WorkerState::kStarting) return;
+    worker.state = WorkerState::kReady;
+    update_eligibility(worker);
+    spdlog::info("Worker {} ready (id {}, slot {})", worker.pid, worker.id, worker.slot);
+    dispatch_connections();
+  } else if (const auto* ack = std::get_if<proto::Ack>(&message)) {
+    handle_ack(worker, *ack);
+  } else if (const auto* heartbeat = std::get_if<proto::Heartbeat>(&message)) {
+    worker.stats = heartbeat->stats;
+  }
+}
+
+void Master::handle_ack(WorkerRecord& worker, const proto::Ack& ack) {
+  Dispatcher::AckOutcome outcome = dispatcher_.acknowledge(worker.id, ack.seqs, ack.accepted);
+  for (Seq seq : outcome.adopted) connections_.erase(seq);
+  if (!outcome.unknown.empty()) {
+    return replace_worker(worker, "acknowledged connection " + std::to_string(outcome.unknown[0]) +
+                                      " it was never handed");
+  }
+  if (stopping_) {
+    close_queued_connections();
+  } else {
+    dispatch_connections();
+  }
+}
+
+bool Master::send_to_worker(WorkerRecord& worker, const proto::MasterMessage& message) {
+  auto channel = channels_.find(worker.id);
+  if (channel == channels_.end()) return false;
+  SendResult sent = send_message(channel->second->fd.get(), proto::encode(message));
+  if (sent == SendResult::kSent) return true;
+  spdlog::error("sendmsg() of '{}' to worker {} failed: {}", proto::type_name(message), worker.pid,
+                sent == SendResult::kWouldBlock ? "channel full" : errno_text());
+  return false;
+}
+
+// Forgets a worker's channel: its un-acked connections go back to the queue
+// for another worker. A worker without a channel is useless, so unless it is
+// already on its way out it gets a SIGKILL deadline.
+void Master::close_channel(WorkerId id) {
+  auto it = channels_.find(id);
+  if (it == channels_.end()) return;
+  channels_.erase(it);
+  std::vector<Seq> returned = dispatcher_.remove_worker(id);
+  if (!returned.empty()) {
+    spdlog::info("re-dispatching {} connections that worker id {} did not acknowledge",
+                 returned.size(), id);
+  }
+  if (WorkerRecord* worker = workers_.find(id)) {
+    worker->channel_open = false;
+    if (!worker->kill_at) worker->kill_at = Clock::now() + config_.kill_timeout;
+  }
+  if (stopping_) {
+    close_queued_connections();
+  } else {
+    dispatch_connections();
+  }
+}
+
+// A protocol violation: the worker cannot be trusted with connections.
+void Master::replace_worker(WorkerRecord& worker, const std::string& reason) {
+  spdlog::error("Worker {} {}: protocol violation, replacing it", worker.pid, reason);
+  ::kill(worker.pid, SIGKILL);
+  close_channel(worker.id);
+}
+
+void Master::update_eligibility(const WorkerRecord& worker) {
+  auto channel = channels_.find(worker.id);
+  bool eligible = worker.state == WorkerState::kReady && channel != channels_.end() &&
+                  !channel->second->blocked;
+  dispatcher_.set_eligible(worker.id, eligible);
+}
+
+}  // namespace herd

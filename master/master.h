@@ -1,0 +1,125 @@
+// Master: the herd process. Accepts every connection itself and hands each fd
+// to a worker over its channel (Node's SCHED_RR), and supervises the workers:
+// reap the dead, kill the unresponsive, keep the worker count, stop gracefully.
+// This file is the I/O shell; the decisions live in Dispatcher and WorkerTable.
+#pragma once
+
+#include <spdlog/common.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "common/clock.h"
+#include "common/event_loop.h"
+#include "common/fd_passing.h"
+#include "common/log.h"
+#include "common/unique_fd.h"
+#include "master/dispatcher.h"
+#include "master/worker_process.h"
+#include "master/worker_table.h"
+
+namespace herd {
+
+struct MasterConfig {
+  std::string host = "0.0.0.0";
+  std::uint16_t port = 3000;
+  std::size_t workers = 1;
+  WorkerCommand worker;
+  std::size_t handoff_window = 4;
+  Milliseconds heartbeat_interval{1000};
+  Milliseconds heartbeat_timeout{10000};
+  Milliseconds kill_timeout{10000};
+  std::string control_path;  // the control socket (served from the next release on)
+  int backlog = 4096;
+  spdlog::level::level_enum log_level = spdlog::level::info;
+  LogFormat log_format = LogFormat::kText;
+};
+
+class Master {
+ public:
+  explicit Master(MasterConfig config);
+  ~Master();
+  Master(const Master&) = delete;
+  Master& operator=(const Master&) = delete;
+
+  // Listens, starts the workers and runs until a graceful stop completes.
+  // Returns the process exit code.
+  int run();
+
+ private:
+  // One worker's end of the channel and its read event.
+  struct Channel {
+    Master* master;
+    WorkerId worker;
+    UniqueFd fd;
+    EventPtr read_event;
+    EventPtr write_event;  // armed only while the socket buffer is full
+    bool blocked = false;
+  };
+
+  static void on_accept(evutil_socket_t fd, short what, void* arg);
+  static void on_resume_accept(evutil_socket_t fd, short what, void* arg);
+  static void on_channel_readable(evutil_socket_t fd, short what, void* arg);
+  static void on_channel_writable(evutil_socket_t fd, short what, void* arg);
+  static void on_signal(evutil_socket_t signal, short what, void* arg);
+  static void on_tick(evutil_socket_t fd, short what, void* arg);
+
+  bool open_listener();
+  void install_signal_handlers();
+
+  // Supervision, in the order one pass runs it.
+  void supervise();
+  void handle_signals();
+  void reap_workers();
+  void murder_unresponsive_workers();
+  void manage_workers();
+  void finish_stop_when_idle();
+
+  void spawn_worker_into(std::size_t slot);
+  void begin_stop();
+  void force_stop();
+
+  void accept_connections();
+  void pause_accepting(Milliseconds retry_after);
+  void resume_accepting();
+  void dispatch_connections();
+
+  void read_channel(Channel& channel);
+  void handle_message(WorkerRecord& worker, const std::string& payload);
+  void handle_ack(WorkerRecord& worker, const proto::Ack& ack);
+  bool send_to_worker(WorkerRecord& worker, const proto::MasterMessage& message);
+  void close_channel(WorkerId worker);
+  void replace_worker(WorkerRecord& worker, const std::string& reason);
+  void update_eligibility(const WorkerRecord& worker);
+  void close_queued_connections();
+
+  MasterConfig config_;
+  EventBasePtr base_;
+  UniqueFd listen_fd_;
+  EventPtr accept_event_;
+  EventPtr resume_accept_event_;
+  EventPtr tick_event_;
+  std::vector<EventPtr> signal_events_;
+  bool accepting_ = false;
+
+  Dispatcher dispatcher_;
+  WorkerTable workers_;
+  std::map<WorkerId, std::unique_ptr<Channel>> channels_;
+  std::unordered_map<Seq, UniqueFd> connections_;  // queued or un-acked; closed on ack
+  Seq next_seq_ = 1;
+  std::uint64_t connections_total_ = 0;
+
+  // Intent recorded by signal callbacks, acted on by supervise().
+  bool child_exited_ = false;
+  unsigned stop_requests_ = 0;
+  bool reload_requested_ = false;
+
+  bool stopping_ = false;
+  TimePoint started_at_;
+};
+
+}  // namespace herd

@@ -1,0 +1,95 @@
+#include "master/worker_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/fd_passing.h"
+
+extern char** environ;
+
+namespace herd {
+namespace {
+
+// Everything the child needs is built before fork(): after it, only
+// async-signal-safe calls are allowed.
+std::vector<std::string> build_environment(const WorkerCommand& command, WorkerId id,
+                                           std::size_t slot) {
+  std::vector<std::string> env;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    if (std::strncmp(*entry, "HERD_", 5) != 0) env.emplace_back(*entry);
+  }
+  env.push_back("HERD_CHANNEL_FD=" + std::to_string(kWorkerChannelFd));
+  env.push_back("HERD_WORKER_ID=" + std::to_string(id));
+  env.push_back("HERD_WORKER_SLOT=" + std::to_string(slot));
+  env.insert(env.end(), command.env.begin(), command.env.end());
+  return env;
+}
+
+std::vector<char*> as_argv(std::vector<std::string>& strings) {
+  std::vector<char*> pointers;
+  for (std::string& s : strings) pointers.push_back(s.data());
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
+[[noreturn]] void exec_child(int channel, pid_t master, char* const* argv, char* const* envp) {
+  // Die with the master; if it is already gone, do not start at all.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != master) ::_exit(127);
+
+  if (channel == kWorkerChannelFd) {
+    ::fcntl(channel, F_SETFD, 0);  // dup2 onto itself would keep FD_CLOEXEC
+  } else if (::dup2(channel, kWorkerChannelFd) < 0) {
+    ::_exit(127);
+  }
+
+  // Undo what the master changed: blocked signals and SIGPIPE ignored.
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::signal(SIGPIPE, SIG_DFL);
+
+  ::execve(argv[0], argv, envp);
+  const char message[] = "herd: exec of worker program failed\n";
+  ssize_t ignored = ::write(STDERR_FILENO, message, sizeof(message) - 1);
+  (void)ignored;
+  ::_exit(127);
+}
+
+}  // namespace
+
+SpawnedWorker spawn_worker(const WorkerCommand& command, WorkerId id, std::size_t slot) {
+  SpawnedWorker result;
+  UniqueFd master_end;
+  UniqueFd worker_end;
+  if (!make_channel_pair(master_end, worker_end)) {
+    result.error = std::string("socketpair() failed: ") + std::strerror(errno);
+    return result;
+  }
+  // Both ends are O_NONBLOCK; the worker's event loop wants that too.
+
+  std::vector<std::string> argv_strings{command.program};
+  argv_strings.insert(argv_strings.end(), command.args.begin(), command.args.end());
+  std::vector<std::string> env_strings = build_environment(command, id, slot);
+  std::vector<char*> argv = as_argv(argv_strings);
+  std::vector<char*> envp = as_argv(env_strings);
+  pid_t master = ::getpid();
+
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    result.error = std::string("fork() failed: ") + std::strerror(errno);
+    return result;
+  }
+  if (pid == 0) exec_child(worker_end.get(), master, argv.data(), envp.data());
+
+  result.pid = pid;
+  result.channel = std::move(master_end);
+  return result;
+}
+
+}  // namespace herd

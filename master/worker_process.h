@@ -1,0 +1,37 @@
+// Starting a worker process: fork + exec with its channel end at fd 3, the way
+// Node hands NODE_CHANNEL_FD to a cluster worker. Exec (not just fork) means a
+// reload picks up a newly deployed worker binary.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "common/unique_fd.h"
+#include "master/dispatcher.h"
+
+namespace herd {
+
+// The descriptor number the worker finds its channel on (HERD_CHANNEL_FD).
+inline constexpr int kWorkerChannelFd = 3;
+
+struct WorkerCommand {
+  std::string program;            // path to exec
+  std::vector<std::string> args;  // after argv[0]
+  std::vector<std::string> env;   // extra NAME=VALUE entries for every worker
+};
+
+struct SpawnedWorker {
+  pid_t pid = -1;       // -1 on failure
+  UniqueFd channel;     // the master's end
+  std::string error;    // "fork() failed: ..." when pid == -1
+};
+
+// Forks and execs one worker. The child gets only its channel (fd 3) and
+// stdio; every other descriptor of the master is close-on-exec. The child also
+// dies if the master does (PR_SET_PDEATHSIG), even if exec fails.
+SpawnedWorker spawn_worker(const WorkerCommand& command, WorkerId id, std::size_t slot);
+
+}  // namespace herd

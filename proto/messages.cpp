@@ -1,0 +1,175 @@
+#include "proto/messages.h"
+
+#include <nlohmann/json.hpp>
+
+namespace herd::proto {
+namespace {
+
+using nlohmann::json;
+
+template <class... Ts>
+struct Overloaded : Ts... {
+  using Ts::operator()...;
+};
+
+json to_json_object(const Hello& m) {
+  return {{"type", "hello"}, {"proto", m.proto}, {"pid", m.pid}};
+}
+json to_json_object(const Ready&) { return {{"type", "ready"}}; }
+json to_json_object(const Ack& m) {
+  return {{"type", "ack"}, {"seqs", m.seqs}, {"accepted", m.accepted}};
+}
+json to_json_object(const Heartbeat& m) {
+  return {{"type", "heartbeat"},
+          {"stats",
+           {{"connections", m.stats.connections},
+            {"active_connections", m.stats.active_connections},
+            {"requests", m.stats.requests}}}};
+}
+json to_json_object(const Pong&) { return {{"type", "pong"}}; }
+json to_json_object(const Conn& m) { return {{"type", "conn"}, {"seq", m.seq}}; }
+json to_json_object(const Drain& m) { return {{"type", "drain"}, {"deadline_ms", m.deadline_ms}}; }
+json to_json_object(const Ping&) { return {{"type", "ping"}}; }
+
+// Reads a required field of an exact JSON kind; throws FieldError otherwise.
+struct FieldError {
+  std::string message;
+};
+
+template <typename T>
+T required(const json& object, const char* name) {
+  auto it = object.find(name);
+  if (it == object.end()) throw FieldError{std::string("missing field '") + name + "'"};
+  if constexpr (std::is_same_v<T, bool>) {
+    if (!it->is_boolean()) throw FieldError{std::string("field '") + name + "' must be a boolean"};
+  } else if constexpr (std::is_unsigned_v<T>) {
+    if (!it->is_number_unsigned()) {
+      throw FieldError{std::string("field '") + name + "' must be a non-negative integer"};
+    }
+  } else if constexpr (std::is_integral_v<T>) {
+    if (!it->is_number_integer()) {
+      throw FieldError{std::string("field '") + name + "' must be an integer"};
+    }
+  }
+  return it->get<T>();
+}
+
+std::vector<std::uint64_t> required_seqs(const json& object) {
+  auto it = object.find("seqs");
+  if (it == object.end()) throw FieldError{"missing field 'seqs'"};
+  if (!it->is_array()) throw FieldError{"field 'seqs' must be an array of integers"};
+  std::vector<std::uint64_t> seqs;
+  seqs.reserve(it->size());
+  for (const json& seq : *it) {
+    if (!seq.is_number_unsigned()) throw FieldError{"field 'seqs' must be an array of integers"};
+    seqs.push_back(seq.get<std::uint64_t>());
+  }
+  return seqs;
+}
+
+WorkerStats read_stats(const json& object) {
+  auto it = object.find("stats");
+  if (it == object.end() || !it->is_object()) throw FieldError{"field 'stats' must be an object"};
+  WorkerStats stats;
+  stats.connections = required<std::uint64_t>(*it, "connections");
+  stats.active_connections = required<std::uint64_t>(*it, "active_connections");
+  stats.requests = required<std::uint64_t>(*it, "requests");
+  return stats;
+}
+
+// Parses the envelope shared by both directions: a JSON object with a string "type".
+std::optional<json> parse_object(std::string_view text, std::string& error) {
+  json object = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (object.is_discarded()) {
+    error = "not valid JSON";
+    return std::nullopt;
+  }
+  if (!object.is_object()) {
+    error = "not a JSON object";
+    return std::nullopt;
+  }
+  auto type = object.find("type");
+  if (type == object.end() || !type->is_string()) {
+    error = "missing string field 'type'";
+    return std::nullopt;
+  }
+  return object;
+}
+
+}  // namespace
+
+std::string encode(const WorkerMessage& message) {
+  return std::visit([](const auto& m) { return to_json_object(m).dump(); }, message);
+}
+
+std::string encode(const MasterMessage& message) {
+  return std::visit([](const auto& m) { return to_json_object(m).dump(); }, message);
+}
+
+Decoded<WorkerMessage> decode_worker_message(std::string_view text) {
+  Decoded<WorkerMessage> result;
+  std::optional<json> object = parse_object(text, result.error);
+  if (!object) return result;
+  const std::string& type = (*object)["type"].get_ref<const std::string&>();
+  try {
+    if (type == "hello") {
+      result.message = Hello{required<int>(*object, "proto"), required<std::int64_t>(*object, "pid")};
+    } else if (type == "ready") {
+      result.message = Ready{};
+    } else if (type == "ack") {
+      result.message = Ack{required_seqs(*object), required<bool>(*object, "accepted")};
+    } else if (type == "heartbeat") {
+      result.message = Heartbeat{read_stats(*object)};
+    } else if (type == "pong") {
+      result.message = Pong{};
+    } else {
+      result.error = "unknown message type '" + type + "'";
+    }
+  } catch (const FieldError& e) {
+    result.error = type + ": " + e.message;
+  } catch (const json::exception& e) {
+    result.error = type + ": " + e.what();  // e.g. an integer out of range
+  }
+  return result;
+}
+
+Decoded<MasterMessage> decode_master_message(std::string_view text) {
+  Decoded<MasterMessage> result;
+  std::optional<json> object = parse_object(text, result.error);
+  if (!object) return result;
+  const std::string& type = (*object)["type"].get_ref<const std::string&>();
+  try {
+    if (type == "conn") {
+      result.message = Conn{required<std::uint64_t>(*object, "seq")};
+    } else if (type == "drain") {
+      result.message = Drain{required<std::int64_t>(*object, "deadline_ms")};
+    } else if (type == "ping") {
+      result.message = Ping{};
+    } else {
+      result.error = "unknown message type '" + type + "'";
+    }
+  } catch (const FieldError& e) {
+    result.error = type + ": " + e.message;
+  } catch (const json::exception& e) {
+    result.error = type + ": " + e.what();
+  }
+  return result;
+}
+
+std::string_view type_name(const WorkerMessage& message) {
+  return std::visit(Overloaded{[](const Hello&) { return "hello"; },
+                               [](const Ready&) { return "ready"; },
+                               [](const Ack&) { return "ack"; },
+                               [](const Heartbeat&) { return "heartbeat"; },
+                               [](const Pong&) { return "pong"; }},
+                    message);
+}
+
+std::string_view type_name(const MasterMessage& message) {
+  return std::visit(Overloaded{[](const Conn&) { return "conn"; },
+                               [](const Drain&) { return "drain"; },
+                               [](const Ping&) { return "ping"; }},
+                    message);
+}
+
+}  // namespace herd::proto

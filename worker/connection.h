@@ -1,0 +1,72 @@
+// Connection: one adopted client socket in a worker. A thin libevent shell
+// (bufferevent + one timer) around HttpSession, which does the HTTP.
+//
+// Timeouts: while a request is partly read, the header timeout runs from its
+// first byte and is not extended by further bytes (so a client dribbling a
+// byte at a time cannot hold the connection); between requests, the idle
+// keep-alive timeout runs.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "common/event_loop.h"
+#include "common/unique_fd.h"
+#include "worker/http_session.h"
+
+namespace herd {
+
+struct ConnectionSettings {
+  HttpLimits limits;
+  std::chrono::milliseconds keepalive_timeout{5000};
+  std::chrono::milliseconds header_timeout{10000};
+  // Past this much unsent output, stop reading (and so parsing pipelined
+  // requests) until the client has read some of it.
+  std::size_t max_pending_output = 1024 * 1024;
+};
+
+// What a connection needs from its worker.
+class ConnectionOwner {
+ public:
+  virtual ~ConnectionOwner() = default;
+  virtual void connection_closed(class Connection* connection) = 0;  // deletes it
+  virtual void requests_handled(std::size_t count) = 0;
+  virtual std::string_view current_date() = 0;
+};
+
+class Connection {
+ public:
+  // Takes ownership of `fd`. Returns false from start() if libevent refuses.
+  Connection(ConnectionOwner& owner, event_base* base, UniqueFd fd,
+             const ConnectionSettings& settings, const HttpHandler& handler);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  bool start();
+  // The worker is draining: close now if idle, else after the current response.
+  void drain();
+
+ private:
+  static void on_read(bufferevent* bev, void* arg);
+  static void on_write(bufferevent* bev, void* arg);
+  static void on_event(bufferevent* bev, short what, void* arg);
+  static void on_timeout(evutil_socket_t fd, short what, void* arg);
+
+  void process_input();
+  void arm_timer_for_state();
+  bool output_pending() const;
+  void close();  // the last thing a callback does: deletes this
+
+  ConnectionOwner& owner_;
+  const ConnectionSettings& settings_;
+  HttpSession session_;
+  BufferEventPtr bev_;
+  EventPtr timer_;
+  bool request_timer_running_ = false;
+  bool read_paused_ = false;
+  bool close_when_flushed_ = false;
+  std::string scratch_;
+};
+
+}  // namespace herd

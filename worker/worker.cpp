@@ -1,0 +1,222 @@
+#include "worker/worker.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <variant>
+
+namespace herd {
+
+Worker::Worker(WorkerSettings settings, HttpHandler handler)
+    : settings_(std::move(settings)), handler_(std::move(handler)), channel_(settings_.channel_fd) {}
+
+Worker::~Worker() {
+  // Connections hold events on base_: free them before the base.
+  connections_.clear();
+}
+
+int Worker::run() {
+  // Backstop for channel EOF: if the master dies, drain and exit.
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  ::signal(SIGPIPE, SIG_IGN);
+  base_.reset(event_base_new());
+  if (!base_) {
+    spdlog::critical("event_base_new() failed");
+    return 1;
+  }
+  channel_event_.reset(
+      event_new(base_.get(), channel_.get(), EV_READ | EV_PERSIST, on_channel_readable, this));
+  heartbeat_event_.reset(event_new(base_.get(), -1, EV_PERSIST, on_heartbeat, this));
+  drain_deadline_event_.reset(evtimer_new(base_.get(), on_drain_deadline, this));
+  for (int signal : {SIGTERM, SIGINT}) {
+    EventPtr event(evsignal_new(base_.get(), signal, on_signal, this));
+    event_add(event.get(), nullptr);
+    signal_events_.push_back(std::move(event));
+  }
+  event_add(channel_event_.get(), nullptr);
+  timeval interval = to_timeval(settings_.heartbeat_interval);
+  event_add(heartbeat_event_.get(), &interval);
+
+  send(proto::Hello{proto::kProtocolVersion, ::getpid()});
+  send(proto::Ready{});
+  event_base_dispatch(base_.get());
+  spdlog::debug("worker {} exiting", settings_.id);
+  return 0;
+}
+
+// ---- libevent callbacks ----------------------------------------------------
+
+void Worker::on_channel_readable(evutil_socket_t, short, void* arg) {
+  static_cast<Worker*>(arg)->read_channel();
+}
+
+void Worker::on_heartbeat(evutil_socket_t, short, void* arg) {
+  static_cast<Worker*>(arg)->send_heartbeat();
+}
+
+void Worker::on_drain_deadline(evutil_socket_t, short, void* arg) {
+  auto* worker = static_cast<Worker*>(arg);
+  spdlog::warn("drain deadline reached with {} connections open; closing them",
+               worker->connections_.size());
+  event_base_loopexit(worker->base_.get(), nullptr);
+}
+
+void Worker::on_signal(evutil_socket_t signal, short, void* arg) {
+  auto* worker = static_cast<Worker*>(arg);
+  worker->begin_drain(worker->settings_.orphan_drain_timeout,
+                      signal == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+// ---- the channel -----------------------------------------------------------
+
+void Worker::read_channel() {
+  // Read everything queued, then answer all adopted connections with one ack.
+  for (int budget = 256; budget > 0 && channel_; --budget) {
+    ReceivedMessage received = receive_message(channel_.get());
+    if (received.status == ReceiveStatus::kWouldBlock) break;
+    if (received.status == ReceiveStatus::kClosed) {
+      master_gone();
+      break;
+    }
+    if (received.status == ReceiveStatus::kError) {
+      spdlog::error("recvmsg() on the channel failed: {}", std::strerror(received.error));
+      master_gone();
+      break;
+    }
+    handle_message(received);
+  }
+  flush_acks();
+}
+
+void Worker::handle_message(ReceivedMessage& received) {
+  if (received.payload_truncated) {
+    spdlog::error("channel message over {} bytes from the master; ignored", kMaxMessageBytes);
+    return;  // any descriptors close with `received`
+  }
+  proto::Decoded<proto::MasterMessage> decoded = proto::decode_master_message(received.payload);
+  if (!decoded.message) {
+    spdlog::error("malformed message from the master ({}); ignored", decoded.error);
+    return;
+  }
+  const proto::MasterMessage& message = *decoded.message;
+  const auto* conn = std::get_if<proto::Conn>(&message);
+  if (conn == nullptr && !received.fds.empty()) {
+    spdlog::error("'{}' message came with {} descriptors; closed them", proto::type_name(message),
+                  received.fds.size());
+    received.fds.clear();
+  }
+
+  if (conn != nullptr) {
+    if (received.fds.size() != 1 || received.control_truncated) {
+      spdlog::error("'conn' {} came with {} descriptors instead of one; refusing it", conn->seq,
+                    received.fds.size());
+      refused_seqs_.push_back(conn->seq);
+      return;
+    }
+    adopt(conn->seq, std::move(received.fds[0]));
+  } else if (const auto* drain = std::get_if<proto::Drain>(&message)) {
+    begin_drain(Milliseconds{drain->deadline_ms}, "the master asked");
+  } else if (std::holds_alternative<proto::Ping>(message)) {
+    send(proto::Pong{});
+  }
+}
+
+void Worker::adopt(std::uint64_t seq, UniqueFd fd) {
+  if (draining_) {
+    refused_seqs_.push_back(seq);  // the master re-dispatches it
+    return;
+  }
+  auto connection = std::make_unique<Connection>(*this, base_.get(), std::move(fd),
+                                                  settings_.connection, handler_);
+  if (!connection->start()) {
+    spdlog::error("cannot set up connection {}: libevent refused it", seq);
+    refused_seqs_.push_back(seq);
+    return;
+  }
+  Connection* key = connection.get();
+  connections_.emplace(key, std::move(connection));
+  adopted_seqs_.push_back(seq);
+  ++stats_.connections;
+  stats_.active_connections = connections_.size();
+}
+
+void Worker::flush_acks() {
+  if (!adopted_seqs_.empty()) send(proto::Ack{std::exchange(adopted_seqs_, {}), true});
+  if (!refused_seqs_.empty()) send(proto::Ack{std::exchange(refused_seqs_, {}), false});
+}
+
+void Worker::send(const proto::WorkerMessage& message) {
+  if (!channel_) return;
+  SendResult result = send_message(channel_.get(), proto::encode(message));
+  if (result == SendResult::kSent) return;
+  if (result == SendResult::kPeerGone) return master_gone();
+  spdlog::error("sendmsg() of '{}' to the master failed: {}", proto::type_name(message),
+                result == SendResult::kWouldBlock ? "channel full" : std::strerror(errno));
+}
+
+void Worker::send_heartbeat() {
+  stats_.active_connections = connections_.size();
+  send(proto::Heartbeat{stats_});
+}
+
+// ---- draining --------------------------------------------------------------
+
+void Worker::begin_drain(Milliseconds deadline, const char* reason) {
+  if (draining_) return;
+  draining_ = true;
+  spdlog::debug("worker {} draining ({}): {} connections, deadline {} ms", settings_.id, reason,
+                connections_.size(), deadline.count());
+  arm_timer(drain_deadline_event_.get(), deadline);
+  // drain() may close (and delete) the connection: collect first.
+  std::vector<Connection*> open;
+  open.reserve(connections_.size());
+  for (auto& [key, connection] : connections_) open.push_back(key);
+  for (Connection* connection : open) connection->drain();
+  exit_when_drained();
+}
+
+void Worker::exit_when_drained() {
+  if (draining_ && connections_.empty()) event_base_loopexit(base_.get(), nullptr);
+}
+
+void Worker::master_gone() {
+  if (master_gone_) return;
+  master_gone_ = true;
+  channel_event_.reset();
+  channel_.reset();
+  begin_drain(settings_.orphan_drain_timeout, "the master is gone");
+}
+
+// ---- ConnectionOwner -------------------------------------------------------
+
+void Worker::connection_closed(Connection* connection) {
+  connections_.erase(connection);
+  stats_.active_connections = connections_.size();
+  exit_when_drained();
+}
+
+void Worker::requests_handled(std::size_t count) {
+  stats_.requests += count;
+  if (spdlog::should_log(spdlog::level::debug)) {
+    for (std::size_t i = 0; i < count; ++i) {
+      spdlog::debug("Request handled by worker {}", settings_.id);
+    }
+  }
+}
+
+std::string_view Worker::current_date() {
+  std::time_t now = ::time(nullptr);
+  if (now != date_second_) {
+    date_second_ = now;
+    date_ = http_date(now);
+  }
+  return date_;
+}
+
+}  // namespace herd

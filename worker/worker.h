@@ -1,0 +1,79 @@
+// Worker: one herd-worker process. Adopts the connections the master hands it
+// over the channel (fd 3), serves them with one libevent loop, reports
+// heartbeats, and drains on request or when the master goes away.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/event_loop.h"
+#include "common/fd_passing.h"
+#include "common/unique_fd.h"
+#include "proto/messages.h"
+#include "worker/connection.h"
+
+namespace herd {
+
+struct WorkerSettings {
+  int channel_fd = 3;
+  std::uint64_t id = 0;
+  std::uint64_t slot = 0;
+  Milliseconds heartbeat_interval{1000};
+  // How long to finish in-flight requests after SIGTERM or losing the master.
+  Milliseconds orphan_drain_timeout{1000};
+  ConnectionSettings connection;
+};
+
+class Worker final : public ConnectionOwner {
+ public:
+  Worker(WorkerSettings settings, HttpHandler handler);
+  ~Worker() override;
+
+  // Says hello and ready, then serves until drained. Returns the exit code.
+  int run();
+
+  void connection_closed(Connection* connection) override;
+  void requests_handled(std::size_t count) override;
+  std::string_view current_date() override;
+
+ private:
+  static void on_channel_readable(evutil_socket_t fd, short what, void* arg);
+  static void on_heartbeat(evutil_socket_t fd, short what, void* arg);
+  static void on_drain_deadline(evutil_socket_t fd, short what, void* arg);
+  static void on_signal(evutil_socket_t signal, short what, void* arg);
+
+  void read_channel();
+  void handle_message(ReceivedMessage& received);
+  void adopt(std::uint64_t seq, UniqueFd fd);
+  void flush_acks();
+  void send(const proto::WorkerMessage& message);
+  void send_heartbeat();
+  void begin_drain(Milliseconds deadline, const char* reason);
+  void exit_when_drained();
+  void master_gone();
+
+  WorkerSettings settings_;
+  HttpHandler handler_;
+  EventBasePtr base_;
+  UniqueFd channel_;
+  EventPtr channel_event_;
+  EventPtr heartbeat_event_;
+  EventPtr drain_deadline_event_;
+  std::vector<EventPtr> signal_events_;
+  std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
+
+  std::vector<std::uint64_t> adopted_seqs_;  // acked once per channel read
+  std::vector<std::uint64_t> refused_seqs_;
+  proto::WorkerStats stats_;
+  bool draining_ = false;
+  bool master_gone_ = false;
+
+  std::time_t date_second_ = 0;
+  std::string date_;
+};
+
+}  // namespace herd
