@@ -38,8 +38,9 @@ std::vector<char*> as_argv(std::vector<std::string>& strings) {
 }
 
 [[noreturn]] void exec_child(int channel, pid_t master, char* const* argv, char* const* envp) {
-  // Die with the master; if it is already gone, do not start at all.
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // Hear about the master's death even without reading the channel (SIGTERM,
+  // so the worker can drain); if it is already gone, do not start at all.
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (::getppid() != master) ::_exit(127);
 
   if (channel == kWorkerChannelFd) {
@@ -48,11 +49,15 @@ std::vector<char*> as_argv(std::vector<std::string>& strings) {
     ::_exit(127);
   }
 
-  // Undo what the master changed: blocked signals and SIGPIPE ignored.
+  // The master's handlers (libevent's, which write to the master's own
+  // signal pipe) and its ignored SIGPIPE must not reach the worker. Signals
+  // are blocked across fork(), so none can run a master handler here.
+  struct sigaction default_action {};
+  default_action.sa_handler = SIG_DFL;
+  for (int signal = 1; signal < NSIG; ++signal) ::sigaction(signal, &default_action, nullptr);
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  ::signal(SIGPIPE, SIG_DFL);
 
   ::execve(argv[0], argv, envp);
   const char message[] = "herd: exec of worker program failed\n";
@@ -80,12 +85,18 @@ SpawnedWorker spawn_worker(const WorkerCommand& command, WorkerId id, std::size_
   std::vector<char*> envp = as_argv(env_strings);
   pid_t master = ::getpid();
 
+  sigset_t all;
+  sigset_t previous;
+  sigfillset(&all);
+  ::sigprocmask(SIG_SETMASK, &all, &previous);
   pid_t pid = ::fork();
+  if (pid == 0) exec_child(worker_end.get(), master, argv.data(), envp.data());
+  int fork_errno = errno;
+  ::sigprocmask(SIG_SETMASK, &previous, nullptr);
   if (pid < 0) {
-    result.error = std::string("fork() failed: ") + std::strerror(errno);
+    result.error = std::string("fork() failed: ") + std::strerror(fork_errno);
     return result;
   }
-  if (pid == 0) exec_child(worker_end.get(), master, argv.data(), envp.data());
 
   result.pid = pid;
   result.channel = std::move(master_end);

@@ -30,8 +30,8 @@ struct SpawnedWorker {
 };
 
 // Forks and execs one worker. The child gets only its channel (fd 3) and
-// stdio; every other descriptor of the master is close-on-exec. The child also
-// dies if the master does (PR_SET_PDEATHSIG), even if exec fails.
+// stdio; every other descriptor of the master is close-on-exec. The child gets
+// SIGTERM when the master dies (PR_SET_PDEATHSIG), even if exec fails.
 SpawnedWorker spawn_worker(const WorkerCommand& command, WorkerId id, std::size_t slot);
 
 }  // namespace herd

@@ -32,6 +32,8 @@ int Worker::run() {
   }
   channel_event_.reset(
       event_new(base_.get(), channel_.get(), EV_READ | EV_PERSIST, on_channel_readable, this));
+  channel_write_event_.reset(
+      event_new(base_.get(), channel_.get(), EV_WRITE, on_channel_writable, this));
   heartbeat_event_.reset(event_new(base_.get(), -1, EV_PERSIST, on_heartbeat, this));
   drain_deadline_event_.reset(evtimer_new(base_.get(), on_drain_deadline, this));
   for (int signal : {SIGTERM, SIGINT}) {
@@ -54,6 +56,10 @@ int Worker::run() {
 
 void Worker::on_channel_readable(evutil_socket_t, short, void* arg) {
   static_cast<Worker*>(arg)->read_channel();
+}
+
+void Worker::on_channel_writable(evutil_socket_t, short, void* arg) {
+  static_cast<Worker*>(arg)->flush_outbox();
 }
 
 void Worker::on_heartbeat(evutil_socket_t, short, void* arg) {
@@ -153,14 +159,30 @@ void Worker::flush_acks() {
 
 void Worker::send(const proto::WorkerMessage& message) {
   if (!channel_) return;
-  SendResult result = send_message(channel_.get(), proto::encode(message));
-  if (result == SendResult::kSent) return;
-  if (result == SendResult::kPeerGone) return master_gone();
-  spdlog::error("sendmsg() of '{}' to the master failed: {}", proto::type_name(message),
-                result == SendResult::kWouldBlock ? "channel full" : std::strerror(errno));
+  outbox_.push_back(proto::encode(message));
+  flush_outbox();
+}
+
+void Worker::flush_outbox() {
+  while (channel_ && !outbox_.empty()) {
+    SendResult result = send_message(channel_.get(), outbox_.front());
+    if (result == SendResult::kSent) {
+      outbox_.pop_front();
+    } else if (result == SendResult::kWouldBlock) {
+      event_add(channel_write_event_.get(), nullptr);
+      return;
+    } else if (result == SendResult::kPeerGone) {
+      return master_gone();
+    } else {
+      spdlog::error("sendmsg() to the master failed: {}", std::strerror(errno));
+      outbox_.pop_front();
+    }
+  }
 }
 
 void Worker::send_heartbeat() {
+  // A master that is not reading does not need a backlog of stale heartbeats.
+  if (!outbox_.empty()) return;
   stats_.active_connections = connections_.size();
   send(proto::Heartbeat{stats_});
 }
@@ -189,6 +211,8 @@ void Worker::master_gone() {
   if (master_gone_) return;
   master_gone_ = true;
   channel_event_.reset();
+  channel_write_event_.reset();
+  outbox_.clear();
   channel_.reset();
   begin_drain(settings_.orphan_drain_timeout, "the master is gone");
 }

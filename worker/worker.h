@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -42,6 +43,7 @@ class Worker final : public ConnectionOwner {
 
  private:
   static void on_channel_readable(evutil_socket_t fd, short what, void* arg);
+  static void on_channel_writable(evutil_socket_t fd, short what, void* arg);
   static void on_heartbeat(evutil_socket_t fd, short what, void* arg);
   static void on_drain_deadline(evutil_socket_t fd, short what, void* arg);
   static void on_signal(evutil_socket_t signal, short what, void* arg);
@@ -51,6 +53,7 @@ class Worker final : public ConnectionOwner {
   void adopt(std::uint64_t seq, UniqueFd fd);
   void flush_acks();
   void send(const proto::WorkerMessage& message);
+  void flush_outbox();
   void send_heartbeat();
   void begin_drain(Milliseconds deadline, const char* reason);
   void exit_when_drained();
@@ -61,6 +64,10 @@ class Worker final : public ConnectionOwner {
   EventBasePtr base_;
   UniqueFd channel_;
   EventPtr channel_event_;
+  EventPtr channel_write_event_;  // armed while the outbox holds messages
+  // Messages the channel had no room for, in order. An ack must never be
+  // dropped (the master would hold that connection forever); a heartbeat may.
+  std::deque<std::string> outbox_;
   EventPtr heartbeat_event_;
   EventPtr drain_deadline_event_;
   std::vector<EventPtr> signal_events_;
