@@ -28,7 +28,7 @@ enum class ReceiveStatus { kMessage, kWouldBlock, kClosed, kError };
 struct ReceivedMessage {
   ReceiveStatus status = ReceiveStatus::kWouldBlock;
   std::string payload;
-  std::vector<UniqueFd> fds;   // every descriptor that came with the message
+  std::vector<UniqueFd> fds;       // every descriptor that came with the message
   bool payload_truncated = false;  // MSG_TRUNC: the datagram was over kMaxMessageBytes
   bool control_truncated = false;  // MSG_CTRUNC: descriptors were dropped by the kernel
   int error = 0;                   // errno for kError

@@ -16,6 +16,12 @@ std::string syscall_error(const char* call, const std::string& where) {
 
 }  // namespace
 
+bool is_numeric_address(const std::string& host) {
+  in6_addr address;
+  return ::inet_pton(AF_INET, host.c_str(), &address) == 1 ||
+         ::inet_pton(AF_INET6, host.c_str(), &address) == 1;
+}
+
 std::string format_host_port(const std::string& host, std::uint16_t port) {
   if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
   return host + ":" + std::to_string(port);
@@ -67,9 +73,9 @@ ListenResult open_listen_socket(const std::string& host, std::uint16_t port, int
     result.error = syscall_error("getsockname", where);
     return result;
   }
-  result.port = ntohs(bound.ss_family == AF_INET
-                          ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
-                          : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
+  result.port =
+      ntohs(bound.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
+                                       : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
   result.fd = std::move(fd);
   return result;
 }

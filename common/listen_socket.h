@@ -18,6 +18,9 @@ struct ListenResult {
 // close-on-exec. `host` is a numeric IPv4 or IPv6 address ("0.0.0.0", "::1").
 ListenResult open_listen_socket(const std::string& host, std::uint16_t port, int backlog);
 
+// Whether `host` is a numeric IPv4 or IPv6 address.
+bool is_numeric_address(const std::string& host);
+
 // "host:port", with brackets around an IPv6 host.
 std::string format_host_port(const std::string& host, std::uint16_t port);
 

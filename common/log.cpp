@@ -15,8 +15,7 @@ class JsonMessageFlag final : public spdlog::custom_flag_formatter {
  public:
   void format(const spdlog::details::log_msg& msg, const std::tm&,
               spdlog::memory_buf_t& dest) override {
-    std::string quoted =
-        nlohmann::json(std::string(msg.payload.data(), msg.payload.size())).dump();
+    std::string quoted = nlohmann::json(std::string(msg.payload.data(), msg.payload.size())).dump();
     dest.append(quoted.data(), quoted.data() + quoted.size());
   }
   std::unique_ptr<custom_flag_formatter> clone() const override {
@@ -29,8 +28,8 @@ class JsonMessageFlag final : public spdlog::custom_flag_formatter {
 void setup_logging(const std::string& name, spdlog::level::level_enum level, LogFormat format) {
   // stderr, unbuffered per line, shared by master and workers without interleaving
   // inside a line (each line is a single write()).
-  auto logger = std::make_shared<spdlog::logger>(
-      name, std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto logger =
+      std::make_shared<spdlog::logger>(name, std::make_shared<spdlog::sinks::stderr_sink_mt>());
   if (format == LogFormat::kJson) {
     auto formatter = std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
     formatter->add_flag<JsonMessageFlag>('*');

@@ -28,7 +28,9 @@ std::vector<Seq> Dispatcher::remove_worker(WorkerId worker) {
   return returned;
 }
 
-void Dispatcher::enqueue(Seq seq) { queue_.push_back(seq); }
+void Dispatcher::enqueue(Seq seq) {
+  queue_.push_back(seq);
+}
 
 long Dispatcher::next_with_credit() const {
   for (std::size_t step = 0; step < workers_.size(); ++step) {
@@ -95,7 +97,9 @@ std::size_t Dispatcher::in_flight(WorkerId worker) const {
   return slot == nullptr ? 0 : slot->in_flight.size();
 }
 
-bool Dispatcher::has_worker(WorkerId worker) const { return find(worker) != nullptr; }
+bool Dispatcher::has_worker(WorkerId worker) const {
+  return find(worker) != nullptr;
+}
 
 Dispatcher::Slot* Dispatcher::find(WorkerId worker) {
   for (Slot& slot : workers_) {

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <thread>
 
+#include "common/listen_socket.h"
 #include "common/log.h"
 #include "master/master.h"
 
@@ -49,7 +50,8 @@ int main(int argc, char** argv) {
   app.add_option("--workers", config.workers, "Number of worker processes (default: CPUs)")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{1024}));
-  app.add_option("--exec", config.worker.program, "Worker program (default: herd-worker beside herd)")
+  app.add_option("--exec", config.worker.program,
+                 "Worker program (default: herd-worker beside herd)")
       ->capture_default_str();
   app.add_option("--handoff-window", config.handoff_window,
                  "Connections a worker may hold un-acknowledged (1 = Node's behaviour)")
@@ -79,7 +81,19 @@ int main(int argc, char** argv) {
   app.add_option("worker-args", worker_args, "Arguments for the worker program (after --)");
   app.allow_extras(false);
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // --help and --version exit 0; a usage error exits 2, like herdctl.
+    app.exit(error);
+    return error.get_exit_code() == 0 ? 0 : 2;
+  }
+
+  if (config.host == "localhost") config.host = "127.0.0.1";
+  if (!herd::is_numeric_address(config.host)) {
+    std::cerr << "--host '" << config.host << "' is not a numeric IPv4 or IPv6 address\n";
+    return 2;
+  }
 
   if (heartbeat_timeout_ms <= heartbeat_interval_ms) {
     std::cerr << "--heartbeat-timeout (" << heartbeat_timeout_ms

@@ -25,14 +25,14 @@ constexpr Milliseconds kAcceptRetryAfterFdExhaustion{100};
 // Supervision pass period; heartbeats and deadlines are checked at this grain.
 constexpr Milliseconds kTickPeriod{100};
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::strerror(errno);
+}
 
 }  // namespace
 
 Master::Master(MasterConfig config)
-    : config_(std::move(config)),
-      dispatcher_(config_.handoff_window),
-      workers_(config_.workers) {}
+    : config_(std::move(config)), dispatcher_(config_.handoff_window), workers_(config_.workers) {}
 
 Master::~Master() = default;
 
@@ -113,15 +113,23 @@ void Master::on_channel_writable(evutil_socket_t, short, void* arg) {
 void Master::on_signal(evutil_socket_t signal, short, void* arg) {
   auto* master = static_cast<Master*>(arg);
   switch (signal) {
-    case SIGCHLD: master->child_exited_ = true; break;
+    case SIGCHLD:
+      master->child_exited_ = true;
+      break;
     case SIGTERM:
-    case SIGINT: ++master->stop_requests_; break;
-    case SIGHUP: master->reload_requested_ = true; break;
+    case SIGINT:
+      ++master->stop_requests_;
+      break;
+    case SIGHUP:
+      master->reload_requested_ = true;
+      break;
   }
   master->supervise();
 }
 
-void Master::on_tick(evutil_socket_t, short, void* arg) { static_cast<Master*>(arg)->supervise(); }
+void Master::on_tick(evutil_socket_t, short, void* arg) {
+  static_cast<Master*>(arg)->supervise();
+}
 
 // ---- supervision -----------------------------------------------------------
 
@@ -308,8 +316,7 @@ void Master::accept_connections() {
   }
   dispatch_connections();
   if (accepting_ && dispatcher_.queued() >= kMaxQueuedConnections) {
-    spdlog::warn("{} connections waiting for a worker; pausing accepts",
-                 dispatcher_.queued());
+    spdlog::warn("{} connections waiting for a worker; pausing accepts", dispatcher_.queued());
     pause_accepting(Milliseconds{0});
   }
 }

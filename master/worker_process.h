@@ -24,9 +24,9 @@ struct WorkerCommand {
 };
 
 struct SpawnedWorker {
-  pid_t pid = -1;       // -1 on failure
-  UniqueFd channel;     // the master's end
-  std::string error;    // "fork() failed: ..." when pid == -1
+  pid_t pid = -1;     // -1 on failure
+  UniqueFd channel;   // the master's end
+  std::string error;  // "fork() failed: ..." when pid == -1
 };
 
 // Forks and execs one worker. The child gets only its channel (fd 3) and

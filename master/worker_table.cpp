@@ -8,11 +8,16 @@ namespace herd {
 
 std::string_view to_string(WorkerState state) {
   switch (state) {
-    case WorkerState::kStarting: return "starting";
-    case WorkerState::kReady: return "ready";
-    case WorkerState::kDraining: return "draining";
-    case WorkerState::kHung: return "hung";
-    case WorkerState::kExited: return "exited";
+    case WorkerState::kStarting:
+      return "starting";
+    case WorkerState::kReady:
+      return "ready";
+    case WorkerState::kDraining:
+      return "draining";
+    case WorkerState::kHung:
+      return "hung";
+    case WorkerState::kExited:
+      return "exited";
   }
   return "unknown";
 }

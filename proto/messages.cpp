@@ -15,7 +15,9 @@ struct Overloaded : Ts... {
 json to_json_object(const Hello& m) {
   return {{"type", "hello"}, {"proto", m.proto}, {"pid", m.pid}};
 }
-json to_json_object(const Ready&) { return {{"type", "ready"}}; }
+json to_json_object(const Ready&) {
+  return {{"type", "ready"}};
+}
 json to_json_object(const Ack& m) {
   return {{"type", "ack"}, {"seqs", m.seqs}, {"accepted", m.accepted}};
 }
@@ -26,10 +28,18 @@ json to_json_object(const Heartbeat& m) {
             {"active_connections", m.stats.active_connections},
             {"requests", m.stats.requests}}}};
 }
-json to_json_object(const Pong&) { return {{"type", "pong"}}; }
-json to_json_object(const Conn& m) { return {{"type", "conn"}, {"seq", m.seq}}; }
-json to_json_object(const Drain& m) { return {{"type", "drain"}, {"deadline_ms", m.deadline_ms}}; }
-json to_json_object(const Ping&) { return {{"type", "ping"}}; }
+json to_json_object(const Pong&) {
+  return {{"type", "pong"}};
+}
+json to_json_object(const Conn& m) {
+  return {{"type", "conn"}, {"seq", m.seq}};
+}
+json to_json_object(const Drain& m) {
+  return {{"type", "drain"}, {"deadline_ms", m.deadline_ms}};
+}
+json to_json_object(const Ping&) {
+  return {{"type", "ping"}};
+}
 
 // Reads a required field of an exact JSON kind; throws FieldError otherwise.
 struct FieldError {
@@ -113,7 +123,8 @@ Decoded<WorkerMessage> decode_worker_message(std::string_view text) {
   const std::string& type = (*object)["type"].get_ref<const std::string&>();
   try {
     if (type == "hello") {
-      result.message = Hello{required<int>(*object, "proto"), required<std::int64_t>(*object, "pid")};
+      result.message =
+          Hello{required<int>(*object, "proto"), required<std::int64_t>(*object, "pid")};
     } else if (type == "ready") {
       result.message = Ready{};
     } else if (type == "ack") {
@@ -157,19 +168,18 @@ Decoded<MasterMessage> decode_master_message(std::string_view text) {
 }
 
 std::string_view type_name(const WorkerMessage& message) {
-  return std::visit(Overloaded{[](const Hello&) { return "hello"; },
-                               [](const Ready&) { return "ready"; },
-                               [](const Ack&) { return "ack"; },
-                               [](const Heartbeat&) { return "heartbeat"; },
-                               [](const Pong&) { return "pong"; }},
-                    message);
+  return std::visit(
+      Overloaded{[](const Hello&) { return "hello"; }, [](const Ready&) { return "ready"; },
+                 [](const Ack&) { return "ack"; }, [](const Heartbeat&) { return "heartbeat"; },
+                 [](const Pong&) { return "pong"; }},
+      message);
 }
 
 std::string_view type_name(const MasterMessage& message) {
-  return std::visit(Overloaded{[](const Conn&) { return "conn"; },
-                               [](const Drain&) { return "drain"; },
-                               [](const Ping&) { return "ping"; }},
-                    message);
+  return std::visit(
+      Overloaded{[](const Conn&) { return "conn"; }, [](const Drain&) { return "drain"; },
+                 [](const Ping&) { return "ping"; }},
+      message);
 }
 
 }  // namespace herd::proto

@@ -38,7 +38,9 @@ void Connection::drain() {
   close_when_flushed_ = true;
 }
 
-void Connection::on_read(bufferevent*, void* arg) { static_cast<Connection*>(arg)->process_input(); }
+void Connection::on_read(bufferevent*, void* arg) {
+  static_cast<Connection*>(arg)->process_input();
+}
 
 void Connection::on_write(bufferevent*, void* arg) {
   auto* self = static_cast<Connection*>(arg);
@@ -113,6 +115,8 @@ bool Connection::output_pending() const {
   return evbuffer_get_length(bufferevent_get_output(bev_.get())) > 0;
 }
 
-void Connection::close() { owner_.connection_closed(this); }
+void Connection::close() {
+  owner_.connection_closed(this);
+}
 
 }  // namespace herd

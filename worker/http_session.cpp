@@ -16,12 +16,23 @@ std::string html_escape(std::string_view text) {
   escaped.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': escaped += "&amp;"; break;
-      case '<': escaped += "&lt;"; break;
-      case '>': escaped += "&gt;"; break;
-      case '"': escaped += "&quot;"; break;
-      case '\'': escaped += "&#39;"; break;
-      default: escaped += c;
+      case '&':
+        escaped += "&amp;";
+        break;
+      case '<':
+        escaped += "&lt;";
+        break;
+      case '>':
+        escaped += "&gt;";
+        break;
+      case '"':
+        escaped += "&quot;";
+        break;
+      case '\'':
+        escaped += "&#39;";
+        break;
+      default:
+        escaped += c;
     }
   }
   return escaped;
@@ -37,7 +48,8 @@ void append_number(std::string& output, std::size_t value) {
 
 HttpResponse hello_world_app(const HttpRequest& request) {
   bool get = request.method == "GET" || request.method == "HEAD";
-  if (get && request.path == "/") return HttpResponse{200, "text/html; charset=utf-8", "Hello World!"};
+  if (get && request.path == "/")
+    return HttpResponse{200, "text/html; charset=utf-8", "Hello World!"};
   // What Express answers for an unrouted path, minus its HTML page frame.
   return HttpResponse{404, "text/html; charset=utf-8",
                       "Cannot " + html_escape(request.method == "HEAD" ? "GET" : request.method) +

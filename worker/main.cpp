@@ -43,11 +43,15 @@ int main(int argc, char** argv) {
                  "Milliseconds an idle keep-alive connection is kept open")
       ->capture_default_str()
       ->check(CLI::Range(1L, 3600000L));
-  app.add_option("--header-timeout", header_ms,
-                 "Milliseconds a client has to send a whole request")
+  app.add_option("--header-timeout", header_ms, "Milliseconds a client has to send a whole request")
       ->capture_default_str()
       ->check(CLI::Range(1L, 3600000L));
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    app.exit(error);
+    return error.get_exit_code() == 0 ? 0 : 2;
+  }
 
   std::optional<long> channel_fd = env_number("HERD_CHANNEL_FD");
   if (!channel_fd || ::fcntl(static_cast<int>(*channel_fd), F_GETFD) < 0) {
@@ -59,13 +63,12 @@ int main(int argc, char** argv) {
   settings.channel_fd = static_cast<int>(*channel_fd);
   settings.id = static_cast<std::uint64_t>(env_number("HERD_WORKER_ID").value_or(0));
   settings.slot = static_cast<std::uint64_t>(env_number("HERD_WORKER_SLOT").value_or(0));
-  settings.heartbeat_interval = herd::Milliseconds{
-      env_number("HERD_HEARTBEAT_INTERVAL_MS").value_or(1000)};
+  settings.heartbeat_interval =
+      herd::Milliseconds{env_number("HERD_HEARTBEAT_INTERVAL_MS").value_or(1000)};
   settings.connection.keepalive_timeout = herd::Milliseconds{keepalive_ms};
   settings.connection.header_timeout = herd::Milliseconds{header_ms};
 
-  spdlog::level::level_enum level =
-      spdlog::level::from_str(env_text("HERD_LOG_LEVEL", "info"));
+  spdlog::level::level_enum level = spdlog::level::from_str(env_text("HERD_LOG_LEVEL", "info"));
   herd::LogFormat format = env_text("HERD_LOG_FORMAT", "text") == std::string("json")
                                ? herd::LogFormat::kJson
                                : herd::LogFormat::kText;

@@ -14,7 +14,9 @@
 namespace herd {
 
 Worker::Worker(WorkerSettings settings, HttpHandler handler)
-    : settings_(std::move(settings)), handler_(std::move(handler)), channel_(settings_.channel_fd) {}
+    : settings_(std::move(settings)),
+      handler_(std::move(handler)),
+      channel_(settings_.channel_fd) {}
 
 Worker::~Worker() {
   // Connections hold events on base_: free them before the base.
@@ -139,7 +141,7 @@ void Worker::adopt(std::uint64_t seq, UniqueFd fd) {
     return;
   }
   auto connection = std::make_unique<Connection>(*this, base_.get(), std::move(fd),
-                                                  settings_.connection, handler_);
+                                                 settings_.connection, handler_);
   if (!connection->start()) {
     spdlog::error("cannot set up connection {}: libevent refused it", seq);
     refused_seqs_.push_back(seq);
