@@ -79,10 +79,13 @@ Dispatcher::AckOutcome Dispatcher::acknowledge(WorkerId worker, std::span<const 
 }
 
 void Dispatcher::return_unsent(WorkerId worker, Seq seq) {
-  if (Slot* slot = find(worker)) {
-    auto it = std::find(slot->in_flight.begin(), slot->in_flight.end(), seq);
-    if (it != slot->in_flight.end()) slot->in_flight.erase(it);
-  }
+  // Only a seq still in flight to `worker` goes back: if the worker was
+  // removed meanwhile, remove_worker() already requeued it.
+  Slot* slot = find(worker);
+  if (slot == nullptr) return;
+  auto it = std::find(slot->in_flight.begin(), slot->in_flight.end(), seq);
+  if (it == slot->in_flight.end()) return;
+  slot->in_flight.erase(it);
   queue_.push_front(seq);
 }
 

@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <limits>
+
 namespace herd::proto {
 namespace {
 
@@ -52,13 +54,21 @@ T required(const json& object, const char* name) {
   if (it == object.end()) throw FieldError{std::string("missing field '") + name + "'"};
   if constexpr (std::is_same_v<T, bool>) {
     if (!it->is_boolean()) throw FieldError{std::string("field '") + name + "' must be a boolean"};
-  } else if constexpr (std::is_unsigned_v<T>) {
-    if (!it->is_number_unsigned()) {
-      throw FieldError{std::string("field '") + name + "' must be a non-negative integer"};
-    }
   } else if constexpr (std::is_integral_v<T>) {
-    if (!it->is_number_integer()) {
-      throw FieldError{std::string("field '") + name + "' must be an integer"};
+    // nlohmann narrows silently on get<T>(), so check the range here.
+    bool in_range = false;
+    if (it->is_number_unsigned()) {
+      in_range = it->template get<std::uint64_t>() <=
+                 static_cast<std::uint64_t>(std::numeric_limits<T>::max());
+    } else if (it->is_number_integer() && std::is_signed_v<T>) {
+      auto value = it->template get<std::int64_t>();
+      in_range = value >= static_cast<std::int64_t>(std::numeric_limits<T>::min()) &&
+                 value <= static_cast<std::int64_t>(std::numeric_limits<T>::max());
+    }
+    if (!in_range) {
+      throw FieldError{std::string("field '") + name + "' must be " +
+                       (std::is_unsigned_v<T> ? "a non-negative integer" : "an integer") +
+                       " in range"};
     }
   }
   return it->get<T>();

@@ -58,7 +58,7 @@ HttpResponse hello_world_app(const HttpRequest& request) {
 
 std::string_view reason_phrase(unsigned status) {
   std::string_view reason = http::obsolete_reason(static_cast<http::status>(status));
-  return reason.empty() ? "Unknown" : reason;
+  return reason.empty() || reason.front() == '<' ? "Unknown" : reason;
 }
 
 std::string http_date(std::time_t now) {
@@ -98,6 +98,7 @@ HttpSession::HttpSession(HttpLimits limits, HttpHandler handler)
 
 void HttpSession::reset_parser() {
   parser_.emplace();
+  header_consumed_ = 0;
   parser_->header_limit(static_cast<std::uint32_t>(limits_.header_bytes));
   parser_->body_limit(limits_.body_bytes);
   parser_->eager(true);
@@ -108,12 +109,19 @@ HttpSession::FeedResult HttpSession::feed(std::string_view input, std::string& o
   FeedResult result;
   while (!closing_ && result.consumed < input.size()) {
     std::string_view rest = input.substr(result.consumed);
+    // Beast applies its header limit to the request line and the header
+    // fields separately; cap what it sees so the limit covers both together.
+    bool in_header = !parser_->is_header_done();
+    bool capped = in_header && rest.size() > limits_.header_bytes - header_consumed_;
+    if (capped) rest = rest.substr(0, limits_.header_bytes - header_consumed_);
     boost::system::error_code error;
     std::size_t used = parser_->put(boost::asio::const_buffer(rest.data(), rest.size()), error);
     result.consumed += used;
+    if (in_header && !parser_->is_header_done()) header_consumed_ += used;
+    if (error == http::error::need_more && capped) error = http::error::header_limit;
     if (error == http::error::need_more) {
-      // Beast takes no bytes until the whole header is there; a header that
-      // keeps growing past the limit is reported as header_limit below.
+      // Beast keeps a partial header line unconsumed; the caller feeds it
+      // again with the bytes that follow.
       in_request_ = true;
       break;
     }

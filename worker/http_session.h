@@ -75,6 +75,7 @@ class HttpSession {
   HttpLimits limits_;
   HttpHandler handler_;
   std::optional<Parser> parser_;
+  std::size_t header_consumed_ = 0;  // of the current request, while in its header
   bool closing_ = false;
   bool in_request_ = false;
   bool close_requested_ = false;

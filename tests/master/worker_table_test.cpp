@@ -1,0 +1,346 @@
+#include "master/worker_table.h"
+
+#include <csignal>
+#include <optional>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace herd {
+namespace {
+
+using std::chrono::hours;
+using std::chrono::milliseconds;
+
+// A fixed, arbitrary monotonic origin: the table never reads the clock itself.
+const TimePoint kStart = TimePoint{} + hours(1);
+
+// A backoff with round numbers: young < 2 s, 100 ms doubling up to 1 s.
+RespawnBackoff test_backoff() {
+  return RespawnBackoff{Milliseconds{2000}, Milliseconds{100}, Milliseconds{1000}};
+}
+
+// Spawns a worker into `slot` at `now` and returns its pid.
+pid_t spawn(WorkerTable& table, std::size_t slot, TimePoint now) {
+  static pid_t next_pid = 1000;
+  pid_t pid = next_pid++;
+  table.add(table.allocate_id(), slot, pid, now, /*unix_ms=*/1'700'000'000'000);
+  return pid;
+}
+
+TEST(WorkerTableTest, AllocatesIncreasingUniqueIds) {
+  WorkerTable table(2);
+
+  WorkerId first = table.allocate_id();
+  WorkerId second = table.allocate_id();
+  WorkerId third = table.allocate_id();
+
+  EXPECT_LT(first, second);
+  EXPECT_LT(second, third);
+}
+
+TEST(WorkerTableTest, EverySlotIsDueAtStart) {
+  WorkerTable table(3);
+
+  EXPECT_EQ(table.target(), 3u);
+  EXPECT_TRUE(table.empty());
+  EXPECT_EQ(table.slots_due(kStart), (std::vector<std::size_t>{0, 1, 2}));
+}
+
+TEST(WorkerTableTest, AddedWorkerFillsItsSlot) {
+  WorkerTable table(2);
+
+  spawn(table, 1, kStart);
+
+  EXPECT_EQ(table.slots_due(kStart), (std::vector<std::size_t>{0}));
+  spawn(table, 0, kStart);
+  EXPECT_TRUE(table.slots_due(kStart).empty());
+  EXPECT_FALSE(table.next_respawn().has_value());
+}
+
+TEST(WorkerTableTest, AddRecordsAStartingWorker) {
+  WorkerTable table(1);
+  WorkerId id = table.allocate_id();
+
+  WorkerRecord& record = table.add(id, 0, 4321, kStart, 1234);
+
+  EXPECT_EQ(record.id, id);
+  EXPECT_EQ(record.slot, 0u);
+  EXPECT_EQ(record.pid, 4321);
+  EXPECT_EQ(record.state, WorkerState::kStarting);
+  EXPECT_EQ(record.spawned_at, kStart);
+  EXPECT_EQ(record.last_heartbeat, kStart);
+  EXPECT_EQ(record.started_at_ms, 1234);
+  EXPECT_FALSE(record.kill_at.has_value());
+  EXPECT_EQ(table.find(id), &record);
+  EXPECT_EQ(table.find_by_pid(4321), &record);
+}
+
+TEST(WorkerTableTest, FindsNothingForUnknownIdOrPid) {
+  WorkerTable table(1);
+  spawn(table, 0, kStart);
+
+  EXPECT_EQ(table.find(999), nullptr);
+  EXPECT_EQ(table.find_by_pid(1), nullptr);
+}
+
+TEST(WorkerTableTest, ListsWorkersOldestFirst) {
+  WorkerTable table(3);
+  WorkerId first = table.allocate_id();
+  WorkerId second = table.allocate_id();
+  table.add(second, 1, 20, kStart, 0);
+  table.add(first, 0, 10, kStart, 0);
+
+  std::vector<WorkerId> ids;
+  for (const auto& [id, record] : table.workers()) ids.push_back(id);
+
+  EXPECT_EQ(ids, (std::vector<WorkerId>{first, second}));
+}
+
+TEST(WorkerTableTest, RemoveExitedFreesSlotAndCountsRestart) {
+  WorkerTable table(2, test_backoff());
+  spawn(table, 0, kStart);
+  pid_t pid = spawn(table, 1, kStart);
+  TimePoint exit_time = kStart + hours(1);
+
+  std::optional<WorkerRecord> removed = table.remove_exited(pid, exit_time);
+
+  ASSERT_TRUE(removed.has_value());
+  EXPECT_EQ(removed->pid, pid);
+  EXPECT_EQ(removed->slot, 1u);
+  EXPECT_EQ(removed->state, WorkerState::kExited);
+  EXPECT_EQ(table.find_by_pid(pid), nullptr);
+  EXPECT_EQ(table.slots_due(exit_time), (std::vector<std::size_t>{1}));
+  EXPECT_EQ(table.restarts(0), 0u);
+  EXPECT_EQ(table.restarts(1), 1u);
+  EXPECT_EQ(table.restarts_total(), 1u);
+}
+
+TEST(WorkerTableTest, RemoveExitedReturnsNothingForUnknownPid) {
+  WorkerTable table(1);
+  spawn(table, 0, kStart);
+
+  EXPECT_FALSE(table.remove_exited(424242, kStart).has_value());
+  EXPECT_TRUE(table.slots_due(kStart).empty());
+  EXPECT_EQ(table.restarts_total(), 0u);
+  EXPECT_FALSE(table.empty());
+}
+
+TEST(WorkerTableTest, ReplacedWorkerExitLeavesItsSlotToTheReplacement) {
+  WorkerTable table(1, test_backoff());
+  pid_t old_pid = spawn(table, 0, kStart);
+  pid_t new_pid = spawn(table, 0, kStart + hours(1));  // a reload replaces it
+
+  ASSERT_TRUE(table.remove_exited(old_pid, kStart + hours(2)).has_value());
+
+  EXPECT_TRUE(table.slots_due(kStart + hours(2)).empty());
+  EXPECT_EQ(table.restarts(0), 0u);
+  EXPECT_NE(table.find_by_pid(new_pid), nullptr);
+}
+
+TEST(WorkerTableTest, FirstEarlyDeathRespawnsImmediately) {
+  WorkerTable table(1, test_backoff());
+  pid_t pid = spawn(table, 0, kStart);
+  TimePoint death = kStart + milliseconds(10);
+
+  ASSERT_TRUE(table.remove_exited(pid, death).has_value());
+
+  EXPECT_EQ(table.slots_due(death), (std::vector<std::size_t>{0}));
+  EXPECT_EQ(table.next_respawn(), death);
+}
+
+TEST(WorkerTableTest, RepeatedEarlyDeathsGrowDelayUpToMax) {
+  WorkerTable table(1, test_backoff());
+  const std::vector<milliseconds> expected = {
+      milliseconds(0),   milliseconds(100),  milliseconds(200),  milliseconds(400),
+      milliseconds(800), milliseconds(1000), milliseconds(1000), milliseconds(1000)};
+
+  TimePoint now = kStart;
+  for (std::size_t death = 0; death < expected.size(); ++death) {
+    pid_t pid = spawn(table, 0, now);
+    now += milliseconds(50);  // dies young
+    ASSERT_TRUE(table.remove_exited(pid, now).has_value());
+
+    TimePoint respawn_at = now + expected[death];
+    EXPECT_EQ(table.next_respawn(), respawn_at) << "after early death " << death + 1;
+    if (expected[death] > milliseconds(0)) {
+      EXPECT_TRUE(table.slots_due(respawn_at - milliseconds(1)).empty())
+          << "after early death " << death + 1;
+    }
+    EXPECT_EQ(table.slots_due(respawn_at), (std::vector<std::size_t>{0}))
+        << "after early death " << death + 1;
+    now = respawn_at;
+  }
+  EXPECT_EQ(table.restarts(0), expected.size());
+}
+
+TEST(WorkerTableTest, LongLivedWorkerResetsBackoff) {
+  WorkerTable table(1, test_backoff());
+  TimePoint now = kStart;
+  for (int i = 0; i < 4; ++i) {
+    pid_t pid = spawn(table, 0, now);
+    now += milliseconds(50);
+    ASSERT_TRUE(table.remove_exited(pid, now).has_value());
+  }
+  ASSERT_EQ(table.next_respawn(), now + milliseconds(400));
+  now += milliseconds(400);
+
+  pid_t survivor = spawn(table, 0, now);
+  now += milliseconds(2000);  // lived exactly `young`: not young any more
+  ASSERT_TRUE(table.remove_exited(survivor, now).has_value());
+  EXPECT_EQ(table.slots_due(now), (std::vector<std::size_t>{0}));
+
+  pid_t next = spawn(table, 0, now);
+  now += milliseconds(50);  // the first early death after the reset
+  ASSERT_TRUE(table.remove_exited(next, now).has_value());
+  EXPECT_EQ(table.slots_due(now), (std::vector<std::size_t>{0}));
+}
+
+TEST(WorkerTableTest, BackoffIsPerSlot) {
+  WorkerTable table(2, test_backoff());
+  TimePoint now = kStart;
+  for (int i = 0; i < 3; ++i) {  // slot 0 now waits 200 ms
+    pid_t pid = spawn(table, 0, now);
+    now += milliseconds(50);
+    ASSERT_TRUE(table.remove_exited(pid, now).has_value());
+  }
+  pid_t other = spawn(table, 1, now);
+  now += milliseconds(50);
+
+  ASSERT_TRUE(table.remove_exited(other, now).has_value());
+
+  EXPECT_EQ(table.slots_due(now), (std::vector<std::size_t>{1}));
+  EXPECT_EQ(table.restarts(0), 3u);
+  EXPECT_EQ(table.restarts(1), 1u);
+  EXPECT_EQ(table.restarts_total(), 4u);
+}
+
+TEST(WorkerTableTest, NextRespawnIsEarliestEmptySlot) {
+  WorkerTable table(2, test_backoff());
+  TimePoint now = kStart;
+  for (int i = 0; i < 2; ++i) {  // slot 0 waits 100 ms from its last death
+    pid_t pid = spawn(table, 0, now);
+    now += milliseconds(50);
+    ASSERT_TRUE(table.remove_exited(pid, now).has_value());
+  }
+  TimePoint slot0_respawn = now + milliseconds(100);
+  pid_t other = spawn(table, 1, now);
+  ASSERT_TRUE(table.remove_exited(other, now + milliseconds(10)).has_value());
+
+  EXPECT_EQ(table.next_respawn(), now + milliseconds(10));
+  spawn(table, 1, now + milliseconds(10));
+  EXPECT_EQ(table.next_respawn(), slot0_respawn);
+}
+
+TEST(WorkerTableTest, RestartsOfSlotOutsideTargetIsZero) {
+  WorkerTable table(1);
+
+  EXPECT_EQ(table.restarts(5), 0u);
+}
+
+TEST(BackoffTest, DelayIsZeroUntilSecondEarlyDeathThenDoublesToMax) {
+  RespawnBackoff backoff = test_backoff();
+
+  EXPECT_EQ(backoff.delay_after(0), Milliseconds(0));
+  EXPECT_EQ(backoff.delay_after(1), Milliseconds(0));
+  EXPECT_EQ(backoff.delay_after(2), Milliseconds(100));
+  EXPECT_EQ(backoff.delay_after(3), Milliseconds(200));
+  EXPECT_EQ(backoff.delay_after(5), Milliseconds(800));
+  EXPECT_EQ(backoff.delay_after(6), Milliseconds(1000));
+}
+
+TEST(BackoffTest, DelayStaysAtMaxForEndlessCrashLoop) {
+  RespawnBackoff backoff = test_backoff();
+
+  EXPECT_EQ(backoff.delay_after(64), Milliseconds(1000));
+  EXPECT_EQ(backoff.delay_after(100000), Milliseconds(1000));
+  EXPECT_EQ(backoff.delay_after(~0u), Milliseconds(1000));
+}
+
+TEST(BackoffTest, InitialAboveMaxIsCappedAtMax) {
+  RespawnBackoff backoff{Milliseconds{2000}, Milliseconds{5000}, Milliseconds{1000}};
+
+  EXPECT_EQ(backoff.delay_after(2), Milliseconds(1000));
+}
+
+TEST(WorkerTableTest, OverdueListsSilentStartingAndReadyWorkers) {
+  WorkerTable table(2);
+  WorkerId starting = table.allocate_id();
+  table.add(starting, 0, 10, kStart, 0);
+  WorkerId ready = table.allocate_id();
+  table.add(ready, 1, 11, kStart, 0).state = WorkerState::kReady;
+
+  EXPECT_EQ(table.overdue(kStart + milliseconds(5001), Milliseconds(5000)),
+            (std::vector<WorkerId>{starting, ready}));
+}
+
+TEST(WorkerTableTest, OverdueNeedsSilenceLongerThanTimeout) {
+  WorkerTable table(1);
+  spawn(table, 0, kStart);
+
+  EXPECT_TRUE(table.overdue(kStart + milliseconds(5000), Milliseconds(5000)).empty());
+}
+
+TEST(WorkerTableTest, RecentHeartbeatIsNotOverdue) {
+  WorkerTable table(1);
+  WorkerId id = table.allocate_id();
+  WorkerRecord& record = table.add(id, 0, 10, kStart, 0);
+  record.state = WorkerState::kReady;
+  record.last_heartbeat = kStart + milliseconds(4000);
+
+  EXPECT_TRUE(table.overdue(kStart + milliseconds(8000), Milliseconds(5000)).empty());
+}
+
+TEST(WorkerTableTest, DrainingAndHungWorkersAreNeverOverdue) {
+  WorkerTable table(2);
+  table.add(table.allocate_id(), 0, 10, kStart, 0).state = WorkerState::kDraining;
+  table.add(table.allocate_id(), 1, 11, kStart, 0).state = WorkerState::kHung;
+
+  EXPECT_TRUE(table.overdue(kStart + hours(1), Milliseconds(5000)).empty());
+}
+
+TEST(WorkerTableTest, PastKillDeadlineListsWorkersWhoseDeadlineIsReached) {
+  WorkerTable table(3);
+  WorkerId passed = table.allocate_id();
+  table.add(passed, 0, 10, kStart, 0).kill_at = kStart + milliseconds(100);
+  WorkerId reached = table.allocate_id();
+  table.add(reached, 1, 11, kStart, 0).kill_at = kStart + milliseconds(200);
+  WorkerId future = table.allocate_id();
+  table.add(future, 2, 12, kStart, 0).kill_at = kStart + milliseconds(201);
+
+  EXPECT_EQ(table.past_kill_deadline(kStart + milliseconds(200)),
+            (std::vector<WorkerId>{passed, reached}));
+}
+
+TEST(WorkerTableTest, WorkerWithoutKillDeadlineIsNeverKilled) {
+  WorkerTable table(1);
+  spawn(table, 0, kStart);
+
+  EXPECT_TRUE(table.past_kill_deadline(kStart + hours(1000)).empty());
+}
+
+TEST(WorkerTableTest, DescribesNormalExitByCode) {
+  EXPECT_EQ(describe(ExitStatus{0, std::nullopt}), "code 0");
+  EXPECT_EQ(describe(ExitStatus{3, std::nullopt}), "code 3");
+}
+
+TEST(WorkerTableTest, DescribesKillBySignalWithItsName) {
+  EXPECT_EQ(describe(ExitStatus{std::nullopt, SIGKILL}), "signal 9 (SIGKILL)");
+  EXPECT_EQ(describe(ExitStatus{std::nullopt, SIGTERM}), "signal 15 (SIGTERM)");
+  EXPECT_EQ(describe(ExitStatus{std::nullopt, SIGSEGV}), "signal 11 (SIGSEGV)");
+}
+
+TEST(WorkerTableTest, DescribesUnnamedSignalByNumberOnly) {
+  EXPECT_EQ(describe(ExitStatus{std::nullopt, 200}), "signal 200");
+}
+
+TEST(WorkerTableTest, NamesEveryWorkerState) {
+  EXPECT_EQ(to_string(WorkerState::kStarting), "starting");
+  EXPECT_EQ(to_string(WorkerState::kReady), "ready");
+  EXPECT_EQ(to_string(WorkerState::kDraining), "draining");
+  EXPECT_EQ(to_string(WorkerState::kHung), "hung");
+  EXPECT_EQ(to_string(WorkerState::kExited), "exited");
+}
+
+}  // namespace
+}  // namespace herd

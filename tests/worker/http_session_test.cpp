@@ -1,0 +1,524 @@
+#include "worker/http_session.h"
+
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace herd {
+namespace {
+
+namespace http = boost::beast::http;
+using Response = http::response<http::string_body>;
+
+constexpr std::string_view kDate = "Sun, 06 Nov 1994 08:49:37 GMT";
+constexpr std::string_view kGetRoot = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+
+// Parses the next response off the front of `output` with Beast's own parser,
+// so the tests check what a real client would read, not a string layout.
+// `head`: the response answers a HEAD request and so has no body.
+std::optional<Response> read_response(std::string_view& output, bool head = false) {
+  http::response_parser<http::string_body> parser;
+  parser.eager(true);
+  parser.skip(head);
+  while (!parser.is_done()) {
+    boost::system::error_code error;
+    std::size_t used = parser.put(boost::asio::const_buffer(output.data(), output.size()), error);
+    output.remove_prefix(used);
+    if (error == http::error::need_more && used > 0) continue;
+    if (error || used == 0) {
+      ADD_FAILURE() << "unparseable response (" << error.message() << ") at: " << output;
+      return std::nullopt;
+    }
+  }
+  return parser.release();
+}
+
+// Parses `output` as exactly one response.
+std::optional<Response> only_response(std::string_view output, bool head = false) {
+  std::optional<Response> response = read_response(output, head);
+  EXPECT_TRUE(output.empty()) << "bytes after the response: " << output;
+  return response;
+}
+
+std::string header(const Response& response, http::field field) {
+  return std::string(response[field]);
+}
+
+class HttpSessionTest : public ::testing::Test {
+ protected:
+  // Feeds `input` in one call and returns what was written.
+  std::string feed_all(std::string_view input) {
+    std::string output;
+    last_ = session_.feed(input, output, kDate);
+    return output;
+  }
+
+  HttpSession session_{HttpLimits{}, hello_world_app};
+  HttpSession::FeedResult last_;
+};
+
+TEST_F(HttpSessionTest, AnswersGetRootWithHelloWorld) {
+  std::optional<Response> response = only_response(feed_all(kGetRoot));
+
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->result_int(), 200u);
+  EXPECT_EQ(response->version(), 11u);
+  EXPECT_EQ(response->body(), "Hello World!");
+  EXPECT_EQ(header(*response, http::field::content_type), "text/html; charset=utf-8");
+  EXPECT_EQ(header(*response, http::field::content_length), "12");
+  EXPECT_EQ(header(*response, http::field::date), kDate);
+  EXPECT_EQ(last_.consumed, kGetRoot.size());
+  EXPECT_EQ(last_.requests, 1u);
+}
+
+TEST_F(HttpSessionTest, AnswersOtherPathWithCannotGet) {
+  std::optional<Response> response =
+      only_response(feed_all("GET /nope HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->result_int(), 404u);
+  EXPECT_EQ(response->body(), "Cannot GET /nope");
+  EXPECT_EQ(header(*response, http::field::content_type), "text/html; charset=utf-8");
+  EXPECT_EQ(header(*response, http::field::content_length), "16");
+}
+
+TEST_F(HttpSessionTest, IgnoresQueryStringWhenRouting) {
+  std::optional<Response> root = only_response(feed_all("GET /?name=x&y=1 HTTP/1.1\r\n\r\n"));
+  std::optional<Response> other = only_response(feed_all("GET /nope?q=1 HTTP/1.1\r\n\r\n"));
+
+  ASSERT_TRUE(root.has_value());
+  EXPECT_EQ(root->result_int(), 200u);
+  ASSERT_TRUE(other.has_value());
+  EXPECT_EQ(other->body(), "Cannot GET /nope");
+}
+
+TEST_F(HttpSessionTest, EscapesPathInNotFoundBody) {
+  std::optional<Response> response = only_response(feed_all("GET /a&b'c\"d HTTP/1.1\r\n\r\n"));
+
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->result_int(), 404u);
+  EXPECT_EQ(response->body(), "Cannot GET /a&amp;b&#39;c&quot;d");
+}
+
+TEST_F(HttpSessionTest, HeadGetsHeadersWithoutBody) {
+  std::string output = feed_all("HEAD / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+
+  ASSERT_GE(output.size(), 4u);
+  ASSERT_EQ(output.substr(output.size() - 4), "\r\n\r\n") << "a body followed the headers";
+  std::optional<Response> response = only_response(output, /*head=*/true);
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->result_int(), 200u);
+  EXPECT_EQ(header(*response, http::field::content_length), "12");
+  EXPECT_EQ(header(*response, http::field::content_type), "text/html; charset=utf-8");
+  EXPECT_TRUE(response->body().empty());
+}
+
+TEST_F(HttpSessionTest, PipelinedRequestsAreAnsweredInOrder) {
+  std::string input =
+      "GET /first HTTP/1.1\r\n\r\n"
+      "HEAD / HTTP/1.1\r\n\r\n"
+      "GET / HTTP/1.1\r\n\r\n"
+      "GET /last HTTP/1.1\r\n\r\n";
+
+  std::string output = feed_all(input);
+
+  EXPECT_EQ(last_.consumed, input.size());
+  EXPECT_EQ(last_.requests, 4u);
+  std::string_view rest = output;
+  std::optional<Response> first = read_response(rest);
+  std::optional<Response> head = read_response(rest, /*head=*/true);
+  std::optional<Response> root = read_response(rest);
+  std::optional<Response> last = read_response(rest);
+  ASSERT_TRUE(first && head && root && last);
+  EXPECT_EQ(first->body(), "Cannot GET /first");
+  EXPECT_EQ(head->result_int(), 200u);
+  EXPECT_EQ(root->body(), "Hello World!");
+  EXPECT_EQ(last->body(), "Cannot GET /last");
+  EXPECT_TRUE(rest.empty());
+  EXPECT_FALSE(session_.closing());
+}
+
+TEST_F(HttpSessionTest, RequestFedByteByByteYieldsOneResponse) {
+  std::string input = "GET / HTTP/1.1\r\nHost: localhost\r\nAccept: */*\r\n\r\n";
+  std::string pending;  // what the caller keeps: unconsumed bytes plus new ones
+  std::string output;
+  std::size_t consumed = 0;
+  std::size_t requests = 0;
+
+  for (std::size_t i = 0; i < input.size(); ++i) {
+    pending += input[i];
+    HttpSession::FeedResult result = session_.feed(pending, output, kDate);
+    ASSERT_LE(result.consumed, pending.size());
+    pending.erase(0, result.consumed);
+    consumed += result.consumed;
+    requests += result.requests;
+    if (i + 1 < input.size()) {
+      ASSERT_TRUE(output.empty()) << "answered after " << i + 1 << " bytes";
+      EXPECT_TRUE(session_.in_request()) << "after " << i + 1 << " bytes";
+    }
+  }
+
+  EXPECT_EQ(consumed, input.size());
+  EXPECT_TRUE(pending.empty());
+  EXPECT_EQ(requests, 1u);
+  EXPECT_FALSE(session_.in_request());
+  std::optional<Response> response = only_response(output);
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->body(), "Hello World!");
+}
+
+TEST_F(HttpSessionTest, PostBodyFedByteByByteIsConsumedOnce) {
+  std::string input = "POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n";
+  std::string pending;
+  std::string output;
+  std::size_t requests = 0;
+
+  for (char byte : input) {
+    pending += byte;
+    HttpSession::FeedResult result = session_.feed(pending, output, kDate);
+    ASSERT_LE(result.consumed, pending.size());
+    pending.erase(0, result.consumed);
+    requests += result.requests;
+  }
+
+  EXPECT_TRUE(pending.empty());
+  EXPECT_EQ(requests, 2u);
+  std::string_view rest = output;
+  std::optional<Response> post = read_response(rest);
+  std::optional<Response> get = read_response(rest);
+  ASSERT_TRUE(post && get);
+  EXPECT_EQ(post->body(), "Cannot POST /x");
+  EXPECT_EQ(get->body(), "Hello World!");
+  EXPECT_TRUE(rest.empty());
+}
+
+TEST_F(HttpSessionTest, RequestSplitAcrossFeedsAtEveryPointYieldsOneResponse) {
+  std::string input = "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
+  for (std::size_t split = 1; split < input.size(); ++split) {
+    HttpSession session(HttpLimits{}, hello_world_app);
+    std::string output;
+    std::string pending = input.substr(0, split);
+
+    HttpSession::FeedResult first = session.feed(pending, output, kDate);
+    pending.erase(0, first.consumed);
+    pending += input.substr(split);
+    HttpSession::FeedResult second = session.feed(pending, output, kDate);
+
+    EXPECT_EQ(first.requests + second.requests, 1u) << "split at " << split;
+    EXPECT_EQ(second.consumed, pending.size()) << "split at " << split;
+    std::optional<Response> response = only_response(output);
+    ASSERT_TRUE(response.has_value()) << "split at " << split;
+    EXPECT_EQ(response->body(), "Cannot POST /x") << "split at " << split;
+  }
+}
+
+TEST_F(HttpSessionTest, InRequestWhileRequestIsIncomplete) {
+  EXPECT_FALSE(session_.in_request());
+
+  std::string output;
+  HttpSession::FeedResult partial = session_.feed("GET / HT", output, kDate);
+
+  EXPECT_TRUE(session_.in_request());
+  EXPECT_TRUE(output.empty());
+  std::string rest = std::string("GET / HT").substr(partial.consumed) + "TP/1.1\r\n\r\n";
+  session_.feed(rest, output, kDate);
+  EXPECT_FALSE(session_.in_request());
+  EXPECT_FALSE(output.empty());
+}
+
+TEST_F(HttpSessionTest, InRequestWhileBodyIsIncomplete) {
+  std::string head = "POST /x HTTP/1.1\r\nContent-Length: 10\r\n\r\n12345";
+  std::string output;
+
+  HttpSession::FeedResult result = session_.feed(head, output, kDate);
+
+  EXPECT_EQ(result.consumed, head.size());  // the partial body is buffered in the session
+  EXPECT_EQ(result.requests, 0u);
+  EXPECT_TRUE(session_.in_request());
+  EXPECT_TRUE(output.empty());
+  result = session_.feed("67890", output, kDate);
+  EXPECT_EQ(result.requests, 1u);
+  EXPECT_FALSE(session_.in_request());
+}
+
+TEST_F(HttpSessionTest, Http11KeepsConnectionAliveByDefault) {
+  std::optional<Response> response = only_response(feed_all(kGetRoot));
+
+  ASSERT_TRUE(response.has_value());
+  EXPECT_TRUE(response->keep_alive());
+  EXPECT_FALSE(session_.closing());
+}
+
+TEST_F(HttpSessionTest, ConnectionCloseRequestClosesAfterResponse) {
+  std::string first = "GET / HTTP/1.1\r\nConnection: close\r\n\r\n";
+
+  std::string output = feed_all(first + std::string(kGetRoot));
+
+  EXPECT_TRUE(session_.closing());
+  EXPECT_EQ(last_.consumed, first.size());  // the pipelined request is not read
+  EXPECT_EQ(last_.requests, 1u);
+  std::optional<Response> response = only_response(output);
+  ASSERT_TRUE(response.has_value());
+  EXPECT_FALSE(response->keep_alive());
+  EXPECT_EQ(header(*response, http::field::connection), "close");
+}
+
+TEST_F(HttpSessionTest, Http10WithoutKeepAliveCloses) {
+  std::optional<Response> response = only_response(feed_all("GET / HTTP/1.0\r\n\r\n"));
+
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->body(), "Hello World!");
+  EXPECT_FALSE(response->keep_alive());
+  EXPECT_TRUE(session_.closing());
+}
+
+TEST_F(HttpSessionTest, Http10WithKeepAliveStaysOpen) {
+  std::optional<Response> response =
+      only_response(feed_all("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->version(), 10u);
+  EXPECT_TRUE(response->keep_alive());
+  EXPECT_FALSE(session_.closing());
+}
+
+TEST_F(HttpSessionTest, GarbageGetsBadRequestAndNothingAfterIsParsed) {
+  int calls = 0;
+  HttpSession session(HttpLimits{}, [&](const HttpRequest& request) {
+    ++calls;
+    return hello_world_app(request);
+  });
+  std::string output;
+
+  session.feed("NOT HTTP AT ALL\r\n\r\n" + std::string(kGetRoot), output, kDate);
+
+  EXPECT_TRUE(session.closing());
+  EXPECT_FALSE(session.in_request());
+  EXPECT_EQ(calls, 0);
+  std::optional<Response> response = only_response(output);
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->result_int(), 400u);
+  EXPECT_FALSE(response->keep_alive());
+}
+
+TEST_F(HttpSessionTest, ClosingSessionConsumesAndAnswersNothingMore) {
+  feed_all("GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+  ASSERT_TRUE(session_.closing());
+
+  std::string output = feed_all(kGetRoot);
+
+  EXPECT_TRUE(output.empty());
+  EXPECT_EQ(last_.consumed, 0u);
+  EXPECT_EQ(last_.requests, 0u);
+}
+
+TEST_F(HttpSessionTest, HeadersOverLimitGet431) {
+  std::string input = "GET / HTTP/1.1\r\nX-Big: " + std::string(17 * 1024, 'a') + "\r\n\r\n";
+
+  std::optional<Response> response = only_response(feed_all(input));
+
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->result_int(), 431u);
+  EXPECT_FALSE(response->keep_alive());
+  EXPECT_TRUE(session_.closing());
+}
+
+TEST_F(HttpSessionTest, HeadersOverLimitArrivingInPiecesGet431) {
+  std::string input = "GET / HTTP/1.1\r\nX-Big: " + std::string(17 * 1024, 'a') + "\r\n\r\n";
+  std::string pending;
+  std::string output;
+
+  for (std::size_t offset = 0; offset < input.size() && !session_.closing(); offset += 1000) {
+    pending += input.substr(offset, 1000);
+    pending.erase(0, session_.feed(pending, output, kDate).consumed);
+  }
+
+  std::optional<Response> response = only_response(output);
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->result_int(), 431u);
+}
+
+TEST_F(HttpSessionTest, RequestLineOverHeaderLimitGets431) {
+  std::string input = "GET /" + std::string(17 * 1024, 'a') + " HTTP/1.1\r\n\r\n";
+
+  std::optional<Response> response = only_response(feed_all(input));
+
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->result_int(), 431u);
+}
+
+TEST_F(HttpSessionTest, RequestLineAndHeadersTogetherOverLimitGet431) {
+  // Each part is under 16 KiB; the limit is on their sum.
+  std::string input = "GET /" + std::string(9 * 1024, 'a') +
+                      " HTTP/1.1\r\nX-Big: " + std::string(9 * 1024, 'b') + "\r\n\r\n";
+
+  std::optional<Response> response = only_response(feed_all(input));
+
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->result_int(), 431u);
+}
+
+TEST_F(HttpSessionTest, HeadersJustUnderLimitAreAccepted) {
+  std::string input = "GET / HTTP/1.1\r\nX-Big: " + std::string(15 * 1024, 'a') + "\r\n\r\n";
+
+  std::optional<Response> response = only_response(feed_all(input));
+
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->result_int(), 200u);
+}
+
+TEST_F(HttpSessionTest, ContentLengthOverBodyLimitGets413) {
+  std::string input =
+      "POST /x HTTP/1.1\r\nContent-Length: " + std::to_string(1024 * 1024 + 1) + "\r\n\r\n";
+
+  std::optional<Response> response = only_response(feed_all(input));
+
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->result_int(), 413u);
+  EXPECT_FALSE(response->keep_alive());
+  EXPECT_TRUE(session_.closing());
+}
+
+TEST_F(HttpSessionTest, BodyOfExactlyBodyLimitIsAccepted) {
+  std::string input = "POST /x HTTP/1.1\r\nContent-Length: " + std::to_string(1024 * 1024) +
+                      "\r\n\r\n" + std::string(1024 * 1024, 'b');
+
+  std::optional<Response> response = only_response(feed_all(input));
+
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->result_int(), 404u);
+  EXPECT_EQ(last_.consumed, input.size());
+}
+
+TEST_F(HttpSessionTest, ChunkedBodyOverLimitGets413) {
+  HttpSession session(HttpLimits{16 * 1024, 10}, hello_world_app);
+  std::string output;
+
+  session.feed(
+      "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nb\r\nhello world\r\n0\r\n\r\n", output,
+      kDate);
+
+  std::optional<Response> response = only_response(output);
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->result_int(), 413u);
+  EXPECT_TRUE(session.closing());
+}
+
+TEST_F(HttpSessionTest, PostBodyIsConsumedAndAnsweredNotFound) {
+  std::string post = "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello";
+
+  std::string output = feed_all(post + std::string(kGetRoot));
+
+  EXPECT_EQ(last_.consumed, post.size() + kGetRoot.size());
+  EXPECT_EQ(last_.requests, 2u);
+  std::string_view rest = output;
+  std::optional<Response> first = read_response(rest);
+  std::optional<Response> second = read_response(rest);
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(first->result_int(), 404u);
+  EXPECT_EQ(first->body(), "Cannot POST /x");
+  EXPECT_EQ(second->body(), "Hello World!");
+}
+
+TEST_F(HttpSessionTest, ChunkedPostBodyIsConsumed) {
+  std::string post = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+
+  std::string output = feed_all(post + std::string(kGetRoot));
+
+  EXPECT_EQ(last_.consumed, post.size() + kGetRoot.size());
+  std::string_view rest = output;
+  std::optional<Response> first = read_response(rest);
+  std::optional<Response> second = read_response(rest);
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(first->body(), "Cannot POST /");
+  EXPECT_EQ(second->body(), "Hello World!");
+}
+
+TEST_F(HttpSessionTest, PassesMethodTargetPathAndBodyToHandler) {
+  std::vector<std::string> seen;
+  HttpSession session(HttpLimits{}, [&](const HttpRequest& request) {
+    seen = {std::string(request.method), std::string(request.target), std::string(request.path),
+            std::string(request.body)};
+    return HttpResponse{201, "application/json", "{}"};
+  });
+  std::string output;
+
+  session.feed("PUT /items/7?force=1 HTTP/1.1\r\nContent-Length: 4\r\n\r\ndata", output, kDate);
+
+  EXPECT_EQ(seen, (std::vector<std::string>{"PUT", "/items/7?force=1", "/items/7", "data"}));
+  std::optional<Response> response = only_response(output);
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->result_int(), 201u);
+  EXPECT_EQ(header(*response, http::field::content_type), "application/json");
+  EXPECT_EQ(response->body(), "{}");
+}
+
+TEST_F(HttpSessionTest, CloseAfterNextResponseMakesResponseCloseConnection) {
+  session_.close_after_next_response();
+
+  std::string output = feed_all(std::string(kGetRoot) + std::string(kGetRoot));
+
+  EXPECT_TRUE(session_.closing());
+  EXPECT_EQ(last_.requests, 1u);
+  EXPECT_EQ(last_.consumed, kGetRoot.size());
+  std::optional<Response> response = only_response(output);
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->body(), "Hello World!");
+  EXPECT_FALSE(response->keep_alive());
+}
+
+TEST_F(HttpSessionTest, CloseAfterNextResponseAppliesToRequestAlreadyInProgress) {
+  std::string output;
+  HttpSession::FeedResult partial = session_.feed("GET / HTTP/1.1\r\n", output, kDate);
+
+  session_.close_after_next_response();
+  std::string rest = std::string("GET / HTTP/1.1\r\n").substr(partial.consumed) + "\r\n";
+  session_.feed(rest, output, kDate);
+
+  std::optional<Response> response = only_response(output);
+  ASSERT_TRUE(response.has_value());
+  EXPECT_FALSE(response->keep_alive());
+  EXPECT_TRUE(session_.closing());
+}
+
+TEST(HelloWorldAppTest, AnswersHeadRootLikeGet) {
+  HttpResponse response = hello_world_app(HttpRequest{"HEAD", "/", "/", ""});
+
+  EXPECT_EQ(response.status, 200u);
+  EXPECT_EQ(response.body, "Hello World!");
+}
+
+TEST(HelloWorldAppTest, AnswersOtherMethodsOnRootWithCannot) {
+  HttpResponse response = hello_world_app(HttpRequest{"DELETE", "/", "/", ""});
+
+  EXPECT_EQ(response.status, 404u);
+  EXPECT_EQ(response.body, "Cannot DELETE /");
+}
+
+TEST(HelloWorldAppTest, EscapesHtmlInPath) {
+  HttpResponse response = hello_world_app(HttpRequest{"GET", "/<b>", "/<b>", ""});
+
+  EXPECT_EQ(response.body, "Cannot GET /&lt;b&gt;");
+  EXPECT_EQ(response.content_type, "text/html; charset=utf-8");
+}
+
+TEST(HttpDateTest, FormatsImfFixdate) {
+  EXPECT_EQ(http_date(784111777), kDate);
+}
+
+TEST(ReasonPhraseTest, NamesCommonStatuses) {
+  EXPECT_EQ(reason_phrase(200), "OK");
+  EXPECT_EQ(reason_phrase(400), "Bad Request");
+  EXPECT_EQ(reason_phrase(404), "Not Found");
+}
+
+}  // namespace
+}  // namespace herd
