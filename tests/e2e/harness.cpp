@@ -1,0 +1,593 @@
+#include "tests/e2e/harness.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+extern char** environ;
+
+namespace herd::e2e {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr Milliseconds kPollInterval{10};
+// How long the destructor waits for the output pipe to close (every writer
+// gone) before it stops reading anyway.
+constexpr Milliseconds kOutputDrainTimeout{3000};
+
+std::string errno_text() {
+  return std::strerror(errno);
+}
+
+std::string to_lower(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return text;
+}
+
+timeval to_timeval(Milliseconds duration) {
+  timeval value{};
+  value.tv_sec = static_cast<time_t>(duration.count() / 1000);
+  value.tv_usec = static_cast<suseconds_t>((duration.count() % 1000) * 1000);
+  return value;
+}
+
+// The fields of /proc/<pid>/stat the harness needs.
+struct ProcStat {
+  char state = '?';
+  unsigned long long start_time = 0;  // clock ticks after boot
+};
+
+std::optional<ProcStat> read_proc_stat(pid_t pid) {
+  std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  if (!file || !std::getline(file, text)) return std::nullopt;
+  // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so
+  // the fields start after the last ')'.
+  std::size_t close = text.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream fields(text.substr(close + 1));
+  ProcStat stat;
+  fields >> stat.state;
+  // Fields 4 to 21 (ppid .. itrealvalue) come between state and starttime.
+  std::string skipped;
+  for (int field = 4; field <= 21; ++field) fields >> skipped;
+  fields >> stat.start_time;
+  if (!fields) return std::nullopt;
+  return stat;
+}
+
+std::vector<std::string> child_environment() {
+  std::vector<std::string> env;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    if (std::strncmp(*entry, "HERD_", 5) != 0) env.emplace_back(*entry);
+  }
+  return env;
+}
+
+std::vector<char*> as_argv(std::vector<std::string>& strings) {
+  std::vector<char*> pointers;
+  pointers.reserve(strings.size() + 1);
+  for (std::string& text : strings) pointers.push_back(text.data());
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
+// Runs in the forked child: async-signal-safe calls only.
+[[noreturn]] void exec_child(int output, pid_t parent, char* const* argv, char* const* envp) {
+  // If the test process dies, so does herd (and herd takes its workers).
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != parent) ::_exit(127);
+
+  int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (null >= 0) ::dup2(null, STDIN_FILENO);
+  // The pipe is O_CLOEXEC; the dup2() copies are not.
+  ::dup2(output, STDOUT_FILENO);
+  ::dup2(output, STDERR_FILENO);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+
+  ::execve(argv[0], argv, envp);
+  const char message[] = "e2e harness: execve() failed\n";
+  ssize_t ignored = ::write(STDERR_FILENO, message, sizeof(message) - 1);
+  (void)ignored;
+  ::_exit(127);
+}
+
+}  // namespace
+
+bool pid_alive(pid_t pid) {
+  if (pid <= 0) return false;
+  if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
+  std::optional<ProcStat> stat = read_proc_stat(pid);
+  if (!stat) return ::kill(pid, 0) == 0 || errno != ESRCH;  // no /proc: trust kill()
+  return stat->state != 'Z' && stat->state != 'X';
+}
+
+bool wait_until(const std::function<bool()>& predicate, Milliseconds timeout) {
+  Clock::time_point deadline = Clock::now() + timeout;
+  while (!predicate()) {
+    if (Clock::now() >= deadline) return predicate();
+    std::this_thread::sleep_for(kPollInterval);
+  }
+  return true;
+}
+
+// ---- HerdProcess ------------------------------------------------------------
+
+HerdProcess::HerdProcess(std::vector<std::string> args, std::string program)
+    : program_(std::move(program)) {
+  int output_pipe[2];
+  int wake_pipe[2];
+  if (::pipe2(output_pipe, O_CLOEXEC) != 0) {
+    start_error_ = "pipe2() failed: " + errno_text();
+    return;
+  }
+  UniqueFd output_write(output_pipe[1]);
+  output_.reset(output_pipe[0]);
+  if (::pipe2(wake_pipe, O_CLOEXEC) != 0) {
+    start_error_ = "pipe2() failed: " + errno_text();
+    return;
+  }
+  wake_read_.reset(wake_pipe[0]);
+  wake_write_.reset(wake_pipe[1]);
+
+  // Everything the child needs is built before fork(): the test process has
+  // threads, so the child may only make async-signal-safe calls.
+  std::vector<std::string> argv_strings{program_};
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  std::vector<std::string> env_strings = child_environment();
+  std::vector<char*> argv = as_argv(argv_strings);
+  std::vector<char*> envp = as_argv(env_strings);
+  pid_t parent = ::getpid();
+
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    start_error_ = "fork() failed: " + errno_text();
+    return;
+  }
+  if (pid == 0) exec_child(output_write.get(), parent, argv.data(), envp.data());
+  pid_ = pid;
+  if (std::optional<ProcStat> stat = read_proc_stat(pid_)) start_time_ = stat->start_time;
+  // output_write closes here: from now on only the child (and the workers it
+  // starts) hold the pipe, so EOF means every one of them is gone.
+  reader_ = std::thread([this] { read_output(); });
+}
+
+HerdProcess::~HerdProcess() {
+  if (pid_ > 0 && !exit_status_) {
+    ::kill(pid_, SIGKILL);
+    if (!wait_exit(kStartTimeout)) {
+      std::cerr << "e2e harness: " << program_ << " (pid " << pid_
+                << ") survived SIGKILL; not reaped\n";
+    }
+  }
+  kill_leftovers();
+  stop_reader();
+  if (::testing::Test::HasFailure() && pid_ > 0) {
+    std::cerr << "---- output of " << program_ << " (pid " << pid_ << ") ----\n"
+              << output() << "\n---- end of output ----\n";
+  }
+}
+
+std::vector<std::string> HerdProcess::lines() const {
+  std::lock_guard lock(mutex_);
+  return lines_;
+}
+
+std::size_t HerdProcess::line_count() const {
+  std::lock_guard lock(mutex_);
+  return lines_.size();
+}
+
+std::string HerdProcess::output() const {
+  std::lock_guard lock(mutex_);
+  std::string joined;
+  for (const std::string& line : lines_) {
+    if (!joined.empty()) joined += '\n';
+    joined += line;
+  }
+  return joined;
+}
+
+std::optional<LineMatch> HerdProcess::wait_for_line(const std::regex& pattern, Milliseconds timeout,
+                                                    std::size_t from) {
+  std::vector<LineMatch> found = wait_for_lines(pattern, 1, timeout, from);
+  if (found.empty()) return std::nullopt;
+  return std::move(found.front());
+}
+
+// Scans each line once, as it arrives; sleeps on the condition variable in
+// between, so a match is seen as soon as the reader thread stores it.
+std::vector<LineMatch> HerdProcess::wait_for_lines(const std::regex& pattern, std::size_t count,
+                                                   Milliseconds timeout, std::size_t from) {
+  Clock::time_point deadline = Clock::now() + timeout;
+  std::vector<LineMatch> found;
+  std::size_t next = from;
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    for (; next < lines_.size() && found.size() < count; ++next) {
+      std::smatch match;
+      if (!std::regex_search(lines_[next], match, pattern)) continue;
+      LineMatch line_match;
+      line_match.index = next;
+      line_match.line = lines_[next];
+      for (const auto& group : match) line_match.groups.push_back(group.str());
+      found.push_back(std::move(line_match));
+    }
+    if (found.size() >= count || output_closed_ || Clock::now() >= deadline) return found;
+    changed_.wait_until(lock, deadline);
+  }
+}
+
+std::vector<pid_t> HerdProcess::worker_pids() const {
+  std::lock_guard lock(mutex_);
+  return worker_pids_;
+}
+
+bool HerdProcess::send_signal(int signal) {
+  // Once reaped, the pid may belong to someone else.
+  if (pid_ <= 0 || exit_status_) return false;
+  return ::kill(pid_, signal) == 0;
+}
+
+std::optional<int> HerdProcess::wait_exit(Milliseconds timeout) {
+  if (exit_status_ || pid_ <= 0) return exit_status_;
+  Clock::time_point deadline = Clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    pid_t reaped = ::waitpid(pid_, &status, WNOHANG);
+    if (reaped == pid_) {
+      exit_status_ = status;
+      return exit_status_;
+    }
+    if (reaped < 0 && errno != EINTR) {
+      std::cerr << "e2e harness: waitpid(" << pid_ << ") failed: " << errno_text() << "\n";
+      return std::nullopt;
+    }
+    if (Clock::now() >= deadline) return std::nullopt;
+    std::this_thread::sleep_for(Milliseconds{5});
+  }
+}
+
+void HerdProcess::read_output() {
+  std::string partial;
+  char buffer[4096];
+  for (;;) {
+    pollfd fds[2] = {{output_.get(), POLLIN, 0}, {wake_read_.get(), POLLIN, 0}};
+    int ready = ::poll(fds, 2, -1);
+    if (ready < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[1].revents != 0) break;  // the destructor stops us
+    if (fds[0].revents == 0) continue;
+    ssize_t received = ::read(output_.get(), buffer, sizeof(buffer));
+    if (received < 0 && errno == EINTR) continue;
+    if (received <= 0) break;  // EOF: every writer has exited
+    partial.append(buffer, static_cast<std::size_t>(received));
+    std::lock_guard lock(mutex_);
+    std::size_t start = 0;
+    for (std::size_t end; (end = partial.find('\n', start)) != std::string::npos; start = end + 1) {
+      add_line(partial.substr(start, end - start));
+    }
+    partial.erase(0, start);
+    changed_.notify_all();
+  }
+  std::lock_guard lock(mutex_);
+  if (!partial.empty()) add_line(std::move(partial));
+  output_closed_ = true;
+  changed_.notify_all();
+}
+
+void HerdProcess::add_line(std::string line) {
+  static const std::regex worker_started(R"(Worker (\d+) started)");
+  std::smatch match;
+  if (std::regex_search(line, match, worker_started)) {
+    worker_pids_.push_back(static_cast<pid_t>(std::stol(match[1].str())));
+  }
+  lines_.push_back(std::move(line));
+}
+
+// SIGKILLs the workers this master announced that are still running. A pid
+// is only trusted while its process is no older than the master: an older
+// process with that pid is not one of ours.
+void HerdProcess::kill_leftovers() {
+  for (pid_t worker : worker_pids()) {
+    if (!pid_alive(worker)) continue;
+    std::optional<ProcStat> stat = read_proc_stat(worker);
+    if (stat && start_time_ != 0 && stat->start_time < start_time_) continue;
+    ::kill(worker, SIGKILL);
+  }
+}
+
+void HerdProcess::stop_reader() {
+  if (!reader_.joinable()) return;
+  {
+    // Collect what the last writers said, but never wait on a process that
+    // escaped (it would hold the pipe open forever).
+    std::unique_lock lock(mutex_);
+    changed_.wait_for(lock, kOutputDrainTimeout, [this] { return output_closed_; });
+  }
+  char wake = 1;
+  ssize_t ignored = ::write(wake_write_.get(), &wake, 1);
+  (void)ignored;
+  reader_.join();
+}
+
+// ---- start_cluster ----------------------------------------------------------
+
+TempDir::TempDir() {
+  std::string name = "/tmp/herd-e2e-XXXXXX";
+  if (::mkdtemp(name.data()) != nullptr) path_ = name;
+}
+
+TempDir::~TempDir() {
+  if (path_.empty()) return;
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+std::optional<Cluster> start_cluster(std::size_t workers,
+                                     const std::vector<std::string>& extra_args) {
+  std::vector<std::string> args{"--host", "127.0.0.1", "--port", "0"};
+  args.insert(args.end(), {"--workers", std::to_string(workers), "--log-level", "debug"});
+
+  Cluster cluster;
+  if (cluster.dir.path().empty()) {
+    ADD_FAILURE() << "mkdtemp() failed: " << errno_text();
+    return std::nullopt;
+  }
+  args.push_back("--control");
+  args.push_back(cluster.dir.path() + "/control.sock");
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  cluster.herd = std::make_unique<HerdProcess>(args);
+  HerdProcess& herd = *cluster.herd;
+  if (herd.pid() < 0) {
+    ADD_FAILURE() << "cannot start " << kHerdPath << ": " << herd.start_error();
+    return std::nullopt;
+  }
+
+  static const std::regex listening(R"(listening on 127\.0\.0\.1:(\d+))");
+  std::optional<LineMatch> listen_line = herd.wait_for_line(listening, kStartTimeout);
+  if (!listen_line) {
+    ADD_FAILURE() << "herd did not log 'listening on 127.0.0.1:<port>' within "
+                  << kStartTimeout.count() << " ms";
+    return std::nullopt;
+  }
+  cluster.port = static_cast<std::uint16_t>(std::stoul((*listen_line)[1]));
+
+  static const std::regex ready(R"(Worker (\d+) ready(?: \(id (\d+), slot (\d+)\))?)");
+  cluster.ready = herd.wait_for_lines(ready, workers, kStartTimeout);
+  if (cluster.ready.size() < workers) {
+    ADD_FAILURE() << "only " << cluster.ready.size() << " of " << workers
+                  << " 'Worker <pid> ready' lines within " << kStartTimeout.count() << " ms";
+    return std::nullopt;
+  }
+  return cluster;
+}
+
+// ---- HTTP -------------------------------------------------------------------
+
+std::string HttpResponse::header(std::string_view name) const {
+  auto found = headers.find(to_lower(std::string(name)));
+  return found == headers.end() ? std::string() : found->second;
+}
+
+HttpClient::HttpClient(std::uint16_t port, Milliseconds io_timeout) : io_timeout_(io_timeout) {
+  UniqueFd socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!socket) {
+    error_ = "socket() failed: " + errno_text();
+    return;
+  }
+  timeval timeout = to_timeval(io_timeout_);
+  // SO_SNDTIMEO bounds connect() too.
+  if (::setsockopt(socket.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout)) != 0 ||
+      ::setsockopt(socket.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout)) != 0) {
+    error_ = "setsockopt() of the socket timeouts failed: " + errno_text();
+    return;
+  }
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(socket.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
+    error_ = "connect() to 127.0.0.1:" + std::to_string(port) + " failed: " + errno_text();
+    return;
+  }
+  socket_ = std::move(socket);
+}
+
+bool HttpClient::send(std::string_view bytes) {
+  if (!socket_) {
+    if (error_.empty()) error_ = "not connected";
+    return false;
+  }
+  while (!bytes.empty()) {
+    ssize_t sent = ::send(socket_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (sent < 0) {
+      if (errno == EINTR) continue;
+      error_ = errno == EAGAIN || errno == EWOULDBLOCK
+                   ? "send() timed out after " + std::to_string(io_timeout_.count()) + " ms"
+                   : "send() failed: " + errno_text();
+      return false;
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(sent));
+  }
+  return true;
+}
+
+// Beast's parser takes the bytes it can use and leaves the rest: the caller
+// keeps them and offers them again with whatever arrives next. A parser is
+// used for one response only; pending_ carries bytes of the next one.
+HttpReadResult HttpClient::read_responses(std::size_t count) {
+  namespace http = boost::beast::http;
+  using Parser = http::response_parser<http::string_body>;
+
+  HttpReadResult result;
+  if (!socket_) {
+    result.error = error_.empty() ? "not connected" : error_;
+    return result;
+  }
+  std::optional<Parser> parser;
+  parser.emplace();
+  parser->eager(true);
+
+  auto take_response = [&] {
+    auto message = parser->release();
+    HttpResponse response;
+    response.status = message.result_int();
+    response.body = std::move(message.body());
+    response.keep_alive = message.keep_alive();
+    for (const auto& field : message) {
+      auto name = field.name_string();
+      auto value = field.value();
+      response.headers[to_lower(std::string(name.data(), name.size()))] =
+          std::string(value.data(), value.size());
+    }
+    result.responses.push_back(std::move(response));
+    parser.emplace();
+    parser->eager(true);
+  };
+
+  while (result.responses.size() < count) {
+    // Parse what has arrived.
+    while (!pending_.empty() && result.responses.size() < count) {
+      boost::system::error_code error;
+      std::size_t used = parser->put(boost::asio::buffer(pending_), error);
+      pending_.erase(0, used);
+      if (error == http::error::need_more) break;
+      if (error) {
+        result.error = "HTTP parse error in response " +
+                       std::to_string(result.responses.size() + 1) + ": " + error.message();
+        return result;
+      }
+      if (parser->is_done()) {
+        take_response();
+      } else if (used == 0) {
+        break;
+      }
+    }
+    if (result.responses.size() >= count) break;
+
+    if (peer_closed_) {
+      // A response delimited by the end of the connection is complete now.
+      boost::system::error_code error;
+      if (parser->got_some()) parser->put_eof(error);
+      if (!error && parser->is_done()) {
+        take_response();
+        continue;
+      }
+      result.error = "the server closed the connection after " +
+                     std::to_string(result.responses.size()) + " of " + std::to_string(count) +
+                     " responses";
+      break;
+    }
+
+    char buffer[16384];
+    ssize_t received = ::recv(socket_.get(), buffer, sizeof(buffer), 0);
+    if (received > 0) {
+      pending_.append(buffer, static_cast<std::size_t>(received));
+    } else if (received == 0 || errno == ECONNRESET) {
+      peer_closed_ = true;
+    } else if (errno == EINTR) {
+      continue;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      result.error = "timed out after " + std::to_string(io_timeout_.count()) +
+                     " ms waiting for response " + std::to_string(result.responses.size() + 1) +
+                     " of " + std::to_string(count);
+      break;
+    } else {
+      result.error = "recv() failed: " + errno_text();
+      break;
+    }
+  }
+
+  // Notice a close that has already happened, without waiting for one.
+  while (!peer_closed_) {
+    char buffer[4096];
+    ssize_t received = ::recv(socket_.get(), buffer, sizeof(buffer), MSG_DONTWAIT);
+    if (received > 0) {
+      pending_.append(buffer, static_cast<std::size_t>(received));
+    } else if (received == 0 || errno == ECONNRESET) {
+      peer_closed_ = true;
+    } else if (errno != EINTR) {
+      break;
+    }
+  }
+  result.server_closed = peer_closed_;
+  return result;
+}
+
+bool HttpClient::wait_for_close(Milliseconds timeout) {
+  if (!socket_) return false;
+  Clock::time_point deadline = Clock::now() + timeout;
+  while (!peer_closed_) {
+    auto remaining = std::chrono::duration_cast<Milliseconds>(deadline - Clock::now()).count();
+    if (remaining <= 0) return false;
+    pollfd readable{socket_.get(), POLLIN, 0};
+    int ready = ::poll(&readable, 1, static_cast<int>(remaining));
+    if (ready < 0 && errno != EINTR) {
+      error_ = "poll() failed: " + errno_text();
+      return false;
+    }
+    if (ready <= 0) continue;
+    char buffer[4096];
+    ssize_t received = ::recv(socket_.get(), buffer, sizeof(buffer), MSG_DONTWAIT);
+    if (received > 0) {
+      pending_.append(buffer, static_cast<std::size_t>(received));
+    } else if (received == 0 || errno == ECONNRESET) {
+      peer_closed_ = true;
+    } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+      error_ = "recv() failed: " + errno_text();
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string get_request(std::string_view target) {
+  std::string request = "GET ";
+  request += target;
+  request += " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  return request;
+}
+
+HttpReadResult http_exchange(std::uint16_t port, std::string_view request, std::size_t count) {
+  HttpClient client(port);
+  if (!client.send(request)) {
+    HttpReadResult failed;
+    failed.error = client.error();
+    return failed;
+  }
+  return client.read_responses(count);
+}
+
+HttpReadResult http_get(std::uint16_t port, std::string_view target) {
+  return http_exchange(port, get_request(target), 1);
+}
+
+}  // namespace herd::e2e

@@ -1,0 +1,217 @@
+// The end-to-end harness: starts the real herd binaries, follows their log as
+// it is written, and talks HTTP/1.1 to them over blocking sockets on
+// 127.0.0.1. Every wait is bounded; none of them sleeps and hopes.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <regex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "common/unique_fd.h"
+
+namespace herd::e2e {
+
+using Milliseconds = std::chrono::milliseconds;
+
+// Generous enough for an AddressSanitizer build on a loaded machine, short
+// enough that a hang fails the test instead of the whole run.
+inline constexpr Milliseconds kStartTimeout{10000};
+inline constexpr Milliseconds kLogTimeout{10000};
+inline constexpr Milliseconds kIoTimeout{5000};
+
+inline constexpr const char* kHerdPath = HERD_BIN_DIR "/herd";
+inline constexpr const char* kWorkerPath = HERD_BIN_DIR "/herd-worker";
+
+// True while `pid` names a process that has not exited: it exists and is not
+// a zombie (an orphaned worker may linger unreaped as a zombie under init).
+bool pid_alive(pid_t pid);
+
+// Polls `predicate` every 10 ms until it holds or `timeout` has passed.
+// Returns the predicate's last value.
+bool wait_until(const std::function<bool()>& predicate, Milliseconds timeout);
+
+// A log line that matched a pattern.
+struct LineMatch {
+  std::size_t index = 0;  // position in lines(); search from index + 1 for the next one
+  std::string line;
+  std::vector<std::string> groups;  // groups[0] is the whole match
+
+  const std::string& operator[](std::size_t group) const { return groups.at(group); }
+};
+
+// One child process (herd by default), with stdout and stderr captured line
+// by line by a background thread. herd's workers inherit the master's stderr,
+// so their lines arrive here too.
+//
+// The destructor SIGKILLs and reaps the process if it still runs, then
+// SIGKILLs every worker it learned of from a "Worker <pid> started" line that
+// is still alive; nothing is ever killed by name. When the test has failed,
+// the destructor prints the captured output.
+class HerdProcess {
+ public:
+  // Starts `program` with `args` (argv[0] excluded). The child gets the test's
+  // environment minus every HERD_* variable, /dev/null as stdin, and dies with
+  // the test process (PR_SET_PDEATHSIG).
+  explicit HerdProcess(std::vector<std::string> args, std::string program = kHerdPath);
+  ~HerdProcess();
+
+  HerdProcess(const HerdProcess&) = delete;
+  HerdProcess& operator=(const HerdProcess&) = delete;
+
+  // -1 when the process could not be started; start_error() says why.
+  pid_t pid() const { return pid_; }
+  const std::string& start_error() const { return start_error_; }
+
+  // A snapshot of the output so far, one entry per line, without newlines.
+  std::vector<std::string> lines() const;
+  std::size_t line_count() const;
+  std::string output() const;  // all lines, joined with '\n'
+
+  // Waits until a line at or after index `from` matches `pattern`
+  // (std::regex_search). Gives up after `timeout` or once the output has
+  // closed with no match.
+  std::optional<LineMatch> wait_for_line(const std::regex& pattern,
+                                         Milliseconds timeout = kLogTimeout, std::size_t from = 0);
+  // Waits until `count` lines at or after `from` match; returns the matches
+  // found, fewer than `count` on timeout.
+  std::vector<LineMatch> wait_for_lines(const std::regex& pattern, std::size_t count,
+                                        Milliseconds timeout = kLogTimeout, std::size_t from = 0);
+
+  // Pids from "Worker <pid> started" lines, in order of appearance.
+  std::vector<pid_t> worker_pids() const;
+
+  bool send_signal(int signal);
+
+  // Waits up to `timeout` for the process to exit and reaps it. Returns its
+  // waitpid() status, or nullopt if it is still running.
+  std::optional<int> wait_exit(Milliseconds timeout);
+
+ private:
+  void read_output();
+  void add_line(std::string line);  // with mutex_ held
+  void kill_leftovers();
+  void stop_reader();
+
+  std::string program_;
+  pid_t pid_ = -1;
+  unsigned long long start_time_ = 0;  // /proc/<pid>/stat starttime, to vet worker pids
+  std::string start_error_;
+  std::optional<int> exit_status_;
+
+  UniqueFd output_;     // read end of the child's stdout/stderr pipe
+  UniqueFd wake_read_;  // written by the destructor to stop the reader
+  UniqueFd wake_write_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::string> lines_;
+  std::vector<pid_t> worker_pids_;
+  bool output_closed_ = false;
+  std::thread reader_;
+};
+
+// A directory under /tmp, removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(TempDir&& other) noexcept : path_(std::exchange(other.path_, {})) {}
+  TempDir& operator=(TempDir&&) = delete;
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }  // "" if mkdtemp() failed
+
+ private:
+  std::string path_;
+};
+
+// A master started by start_cluster(), with every worker ready.
+struct Cluster {
+  // Holds the control socket, so a master killed by SIGKILL leaves no stale
+  // socket behind in /tmp. Declared first: removed after the master is gone.
+  TempDir dir;
+  std::unique_ptr<HerdProcess> herd;
+  std::uint16_t port = 0;
+  std::vector<LineMatch> ready;  // "Worker (pid) ready (id (id), slot (slot))"
+};
+
+// Runs `herd --host 127.0.0.1 --port 0 --workers N --log-level debug
+// --control <dir>/control.sock <extra>` and waits for its listening port and for N "Worker <pid>
+// ready" lines. On failure, records a test failure with the log and returns nullopt.
+std::optional<Cluster> start_cluster(std::size_t workers,
+                                     const std::vector<std::string>& extra_args = {});
+
+// ---- HTTP over blocking sockets ---------------------------------------------
+
+struct HttpResponse {
+  unsigned status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;  // names lower-cased
+  bool keep_alive = false;
+
+  // The value of header `name` (any case), or "" when absent.
+  std::string header(std::string_view name) const;
+};
+
+struct HttpReadResult {
+  std::vector<HttpResponse> responses;
+  // The server had closed its side (EOF or reset) by the time reading stopped.
+  bool server_closed = false;
+  std::string error;  // empty unless fewer responses than asked for were read
+
+  bool ok() const { return error.empty(); }
+};
+
+// One client connection to 127.0.0.1:port. Every send and receive is bounded
+// by `io_timeout` (SO_SNDTIMEO / SO_RCVTIMEO). Responses are parsed by
+// Boost.Beast's response_parser; bytes past the last parsed response are kept
+// for the next read, so pipelined responses are split correctly.
+class HttpClient {
+ public:
+  explicit HttpClient(std::uint16_t port, Milliseconds io_timeout = kIoTimeout);
+
+  bool connected() const { return socket_.valid(); }
+  const std::string& error() const { return error_; }
+
+  // Writes all of `bytes`; false (and error()) on failure or timeout.
+  bool send(std::string_view bytes);
+  // Reads until `count` whole responses have arrived, the server closes, or
+  // a receive times out.
+  HttpReadResult read_responses(std::size_t count);
+  // True once the server closes its side within `timeout`; bytes that arrive
+  // first are kept for read_responses().
+  bool wait_for_close(Milliseconds timeout);
+
+ private:
+  UniqueFd socket_;
+  Milliseconds io_timeout_;
+  std::string pending_;  // received, not yet parsed
+  bool peer_closed_ = false;
+  std::string error_;
+};
+
+// "GET <target> HTTP/1.1" with a Host header and nothing else (keep-alive).
+std::string get_request(std::string_view target);
+
+// Connects, sends `request`, reads `count` responses.
+HttpReadResult http_exchange(std::uint16_t port, std::string_view request, std::size_t count = 1);
+
+// One GET on a fresh connection.
+HttpReadResult http_get(std::uint16_t port, std::string_view target);
+
+}  // namespace herd::e2e
