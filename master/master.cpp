@@ -10,6 +10,8 @@
 #include <variant>
 
 #include "common/listen_socket.h"
+#include "master/control_handlers.h"
+#include "master/proc_stats.h"
 
 namespace herd {
 namespace {
@@ -67,12 +69,14 @@ bool Master::open_listener() {
     return false;
   }
   listen_fd_ = std::move(listener.fd);
+  listen_address_ = format_host_port(config_.host, listener.port);
+  if (!open_control_socket(listener.port)) return false;
   accept_event_.reset(
       event_new(base_.get(), listen_fd_.get(), EV_READ | EV_PERSIST, on_accept, this));
   resume_accept_event_.reset(evtimer_new(base_.get(), on_resume_accept, this));
   event_add(accept_event_.get(), nullptr);
   accepting_ = true;
-  spdlog::info("listening on {}", format_host_port(config_.host, listener.port));
+  spdlog::info("listening on {}", listen_address_);
   return true;
 }
 
@@ -134,13 +138,14 @@ void Master::on_tick(evutil_socket_t, short, void* arg) {
 // ---- supervision -----------------------------------------------------------
 
 // One pass of the master's duties, in order: act on signals, reap the dead,
-// kill the unresponsive, keep the worker count, and finish a stop once every
-// worker is gone.
+// kill the unresponsive, keep the worker count, move a restart or reload on,
+// and finish a stop once every worker is gone.
 void Master::supervise() {
   handle_signals();
   reap_workers();
   murder_unresponsive_workers();
   manage_workers();
+  advance_replacements();
   finish_stop_when_idle();
 }
 
@@ -180,11 +185,19 @@ void Master::reap_workers() {
     // un-acked connections are re-dispatched.
     if (auto it = channels_.find(id); it != channels_.end()) read_channel(*it->second);
     close_channel(id);
-    workers_.remove_exited(pid, Clock::now());
+    nlohmann::json fields = worker_event_fields(*workers_.find(id));
+    workers_.remove_exited(pid, Clock::now(), exit);
     if (expected) {
       spdlog::info("Worker {} died ({})", pid, describe(exit));
     } else {
       spdlog::warn("Worker {} died ({})", pid, describe(exit));
+    }
+    fields["code"] = exit.code ? nlohmann::json(*exit.code) : nlohmann::json(nullptr);
+    fields["signal"] = exit.signal ? nlohmann::json(*exit.signal) : nlohmann::json(nullptr);
+    emit("exit", std::move(fields));
+    if (replacement_ && replacement_->successor == id) {
+      finish_replacements("the replacement for worker " + std::to_string(replacement_->old_worker) +
+                          " exited (" + describe(exit) + ") before it was ready");
     }
   }
 }
@@ -200,6 +213,7 @@ void Master::murder_unresponsive_workers() {
     worker->state = WorkerState::kHung;
     worker->kill_at = now + config_.kill_timeout;
     update_eligibility(*worker);
+    emit("hung", worker_event_fields(*worker));
     if (::kill(worker->pid, SIGTERM) != 0) {
       spdlog::error("kill({}, SIGTERM) failed: {}", worker->pid, errno_text());
     }
@@ -224,15 +238,14 @@ void Master::finish_stop_when_idle() {
   if (stopping_ && workers_.empty()) event_base_loopbreak(base_.get());
 }
 
-void Master::spawn_worker_into(std::size_t slot) {
+std::optional<WorkerId> Master::spawn_worker_into(std::size_t slot) {
   WorkerId id = workers_.allocate_id();
   SpawnedWorker spawned = spawn_worker(config_.worker, id, slot);
   if (spawned.pid < 0) {
-    // Counted like a death so the slot backs off instead of retrying every tick.
     spdlog::error("cannot start worker for slot {}: {}", slot, spawned.error);
-    return;
+    return std::nullopt;
   }
-  workers_.add(id, slot, spawned.pid, Clock::now(), unix_time_ms());
+  WorkerRecord& record = workers_.add(id, slot, spawned.pid, Clock::now(), unix_time_ms());
   auto channel = std::make_unique<Channel>();
   channel->master = this;
   channel->worker = id;
@@ -245,6 +258,74 @@ void Master::spawn_worker_into(std::size_t slot) {
   channels_.emplace(id, std::move(channel));
   dispatcher_.add_worker(id);
   spdlog::debug("spawned worker pid {} (id {}, slot {})", spawned.pid, id, slot);
+  emit("spawn", worker_event_fields(record));
+  return id;
+}
+
+void Master::drain_worker(WorkerRecord& worker) {
+  worker.state = WorkerState::kDraining;
+  worker.kill_at = Clock::now() + config_.kill_timeout;
+  update_eligibility(worker);
+  if (!send_to_worker(worker, proto::Drain{config_.kill_timeout.count()})) {
+    ::kill(worker.pid, SIGTERM);
+  }
+}
+
+// Starts the next queued replacement once the previous one is over: a
+// successor is spawned into the old worker's slot, and handle_message()
+// promotes it and drains the old worker when it says ready.
+void Master::advance_replacements() {
+  if (stopping_ || replacement_) return;
+  while (!replace_queue_.empty()) {
+    WorkerId old_worker = replace_queue_.front();
+    replace_queue_.pop_front();
+    WorkerRecord* worker = workers_.find(old_worker);
+    if (worker == nullptr || !workers_.is_current(old_worker) ||
+        worker->state == WorkerState::kDraining) {
+      continue;  // gone or going meanwhile
+    }
+    std::optional<WorkerId> successor = spawn_worker_into(worker->slot);
+    if (!successor) {
+      return finish_replacements("cannot start a replacement for worker " +
+                                 std::to_string(old_worker));
+    }
+    spdlog::info("replacing worker {} (pid {}) with worker {}", old_worker, worker->pid,
+                 *successor);
+    replacement_ = Replacement{old_worker, *successor};
+    emit("restart", {{"id", old_worker}, {"successor", *successor}});
+    return;
+  }
+  if (!replaced_.empty() || !reload_waiters_.empty()) finish_replacements("");
+}
+
+// Ends the current run of replacements: on failure the queue is dropped and
+// the old workers keep serving. Tells `reload --wait` clients how it went.
+void Master::finish_replacements(const std::string& failure) {
+  replacement_.reset();
+  if (!failure.empty()) {
+    spdlog::error("reload stopped: {}", failure);
+    replace_queue_.clear();
+    emit("reload", {{"phase", "failed"}, {"error", failure}});
+  } else {
+    emit("reload", {{"phase", "done"}, {"replaced", replaced_}});
+  }
+  nlohmann::json reply = failure.empty() ? nlohmann::json{{"ok", true}, {"reloaded", replaced_}}
+                                         : error_reply(failure);
+  for (ControlServer::ClientId client : std::exchange(reload_waiters_, {})) {
+    control_->send(client, reply);
+  }
+  replaced_.clear();
+}
+
+void Master::scale_to(std::size_t target) {
+  std::size_t previous = workers_.target();
+  std::vector<WorkerId> removed = workers_.set_target(target);
+  spdlog::info("scaling from {} to {} workers", previous, target);
+  for (WorkerId id : removed) {
+    if (WorkerRecord* worker = workers_.find(id)) drain_worker(*worker);
+  }
+  emit("scale", {{"workers_target", target}, {"previous", previous}});
+  manage_workers();
 }
 
 void Master::begin_stop() {
@@ -257,16 +338,10 @@ void Master::begin_stop() {
   accepting_ = false;
   close_queued_connections();
 
-  TimePoint now = Clock::now();
-  for (const auto& [id, record] : workers_.workers()) {
-    WorkerRecord& worker = *workers_.find(id);
-    worker.state = WorkerState::kDraining;
-    worker.kill_at = now + config_.kill_timeout;
-    update_eligibility(worker);
-    if (!send_to_worker(worker, proto::Drain{config_.kill_timeout.count()})) {
-      ::kill(worker.pid, SIGTERM);
-    }
-  }
+  for (const auto& [id, record] : workers_.workers()) drain_worker(*workers_.find(id));
+  replace_queue_.clear();
+  if (replacement_ || !reload_waiters_.empty()) finish_replacements("the master is stopping");
+  emit("stop");
 }
 
 void Master::force_stop() {
@@ -432,11 +507,27 @@ void Master::handle_message(WorkerRecord& worker, const std::string& payload) {
     worker.state = WorkerState::kReady;
     update_eligibility(worker);
     spdlog::info("Worker {} ready (id {}, slot {})", worker.pid, worker.id, worker.slot);
+    emit("ready", worker_event_fields(worker));
+    if (replacement_ && replacement_->successor == worker.id) {
+      // Ready first, drain second: the slot is never without a ready worker.
+      if (std::optional<WorkerId> old_worker = workers_.promote(worker.id)) {
+        if (WorkerRecord* old_record = workers_.find(*old_worker)) drain_worker(*old_record);
+      }
+      replaced_.push_back(replacement_->old_worker);
+      emit("reload", {{"phase", "progress"},
+                      {"replaced", replacement_->old_worker},
+                      {"by", worker.id},
+                      {"remaining", replace_queue_.size()}});
+      replacement_.reset();
+      advance_replacements();
+    }
     dispatch_connections();
   } else if (const auto* ack = std::get_if<proto::Ack>(&message)) {
     handle_ack(worker, *ack);
   } else if (const auto* heartbeat = std::get_if<proto::Heartbeat>(&message)) {
     worker.stats = heartbeat->stats;
+    worker.request_rate.add(worker.last_heartbeat, worker.stats.requests);
+    sample_resources(worker);
   }
 }
 
@@ -499,6 +590,85 @@ void Master::update_eligibility(const WorkerRecord& worker) {
   bool eligible = worker.state == WorkerState::kReady && channel != channels_.end() &&
                   !channel->second->blocked;
   dispatcher_.set_eligible(worker.id, eligible);
+}
+
+// ---- the control socket ----------------------------------------------------
+
+bool Master::open_control_socket(std::uint16_t port) {
+  std::string path =
+      config_.control_path.empty() ? default_control_path(port) : config_.control_path;
+  control_ = std::make_unique<ControlServer>(
+      base_.get(), [this](ControlServer::ClientId client, std::string_view line) {
+        handle_control_line(client, line);
+      });
+  std::string error;
+  if (!control_->open(path, error)) {
+    spdlog::critical("cannot open the control socket: {}", error);
+    control_.reset();
+    return false;
+  }
+  spdlog::info("control socket {}", path);
+  return true;
+}
+
+void Master::handle_control_line(ControlServer::ClientId client, std::string_view line) {
+  MasterView view{::getpid(), HERD_VERSION,         started_at_,       listen_address_,
+                  stopping_,  dispatcher_.queued(), connections_total_};
+  ControlDecision decision = handle_control_request(line, view, workers_, Clock::now());
+  if (!decision.reply.is_null()) control_->send(client, decision.reply);
+
+  switch (decision.action) {
+    case ControlAction::kNone:
+      break;
+    case ControlAction::kSubscribe:
+      control_->subscribe(client);
+      break;
+    case ControlAction::kRestart:
+    case ControlAction::kReload:
+      if (decision.action == ControlAction::kReload) {
+        emit("reload", {{"phase", "start"}, {"workers", decision.workers}});
+      }
+      if (decision.reply.is_null()) reload_waiters_.push_back(client);
+      for (WorkerId id : decision.workers) replace_queue_.push_back(id);
+      advance_replacements();
+      break;
+    case ControlAction::kScale:
+      scale_to(decision.target);
+      break;
+    case ControlAction::kStop:
+      spdlog::info("stop requested on the control socket");
+      ++stop_requests_;
+      supervise();
+      break;
+  }
+}
+
+void Master::emit(const std::string& event, nlohmann::json fields) {
+  if (!control_) return;
+  fields["event"] = event;
+  fields["time"] = unix_time_ms();
+  control_->publish(fields);
+}
+
+nlohmann::json Master::worker_event_fields(const WorkerRecord& worker) const {
+  return {{"id", worker.id}, {"slot", worker.slot}, {"pid", worker.pid}};
+}
+
+// RSS and CPU from /proc, once per heartbeat: cheap, and as fresh as the
+// request counters they are shown beside.
+void Master::sample_resources(WorkerRecord& worker) {
+  std::optional<ProcSample> sample = read_proc_sample(worker.pid);
+  if (!sample) return;
+  TimePoint now = Clock::now();
+  if (worker.cpu_ticks != 0 && sample->cpu_ticks >= worker.cpu_ticks) {
+    static const long ticks_per_second = ::sysconf(_SC_CLK_TCK);
+    worker.cpu_pct = cpu_percent(
+        sample->cpu_ticks - worker.cpu_ticks,
+        std::chrono::duration_cast<Milliseconds>(now - worker.cpu_sampled_at), ticks_per_second);
+  }
+  worker.cpu_ticks = sample->cpu_ticks;
+  worker.cpu_sampled_at = now;
+  worker.rss_kb = sample->rss_kb;
 }
 
 }  // namespace herd

@@ -6,18 +6,25 @@
 
 #include <spdlog/common.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/event_loop.h"
 #include "common/fd_passing.h"
 #include "common/log.h"
 #include "common/unique_fd.h"
+#include "master/control_server.h"
 #include "master/dispatcher.h"
 #include "master/worker_process.h"
 #include "master/worker_table.h"
@@ -33,7 +40,7 @@ struct MasterConfig {
   Milliseconds heartbeat_interval{1000};
   Milliseconds heartbeat_timeout{10000};
   Milliseconds kill_timeout{10000};
-  std::string control_path;  // the control socket (served from the next release on)
+  std::string control_path;  // empty: default_control_path(bound port)
   int backlog = 4096;
   spdlog::level::level_enum log_level = spdlog::level::info;
   LogFormat log_format = LogFormat::kText;
@@ -77,11 +84,22 @@ class Master {
   void reap_workers();
   void murder_unresponsive_workers();
   void manage_workers();
+  void advance_replacements();
   void finish_stop_when_idle();
 
-  void spawn_worker_into(std::size_t slot);
+  std::optional<WorkerId> spawn_worker_into(std::size_t slot);
+  void drain_worker(WorkerRecord& worker);
   void begin_stop();
   void force_stop();
+  void scale_to(std::size_t target);
+  void finish_replacements(const std::string& failure);
+
+  // The control socket.
+  bool open_control_socket(std::uint16_t port);
+  void handle_control_line(ControlServer::ClientId client, std::string_view line);
+  void emit(const std::string& event, nlohmann::json fields = nlohmann::json::object());
+  nlohmann::json worker_event_fields(const WorkerRecord& worker) const;
+  void sample_resources(WorkerRecord& worker);
 
   void accept_connections();
   void pause_accepting(Milliseconds retry_after);
@@ -99,6 +117,8 @@ class Master {
 
   MasterConfig config_;
   EventBasePtr base_;
+  std::string listen_address_;  // "host:port" as bound
+  std::unique_ptr<ControlServer> control_;
   UniqueFd listen_fd_;
   EventPtr accept_event_;
   EventPtr resume_accept_event_;
@@ -120,6 +140,17 @@ class Master {
 
   bool stopping_ = false;
   TimePoint started_at_;
+
+  // Restarts and reloads: workers to replace, one at a time, each by a
+  // successor that must be ready before the old worker is drained.
+  struct Replacement {
+    WorkerId old_worker;
+    WorkerId successor;
+  };
+  std::deque<WorkerId> replace_queue_;
+  std::optional<Replacement> replacement_;
+  std::vector<WorkerId> replaced_;                       // since the queue was last empty
+  std::vector<ControlServer::ClientId> reload_waiters_;  // `reload` with wait
 };
 
 }  // namespace herd

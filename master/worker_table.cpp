@@ -50,11 +50,19 @@ WorkerRecord& WorkerTable::add(WorkerId id, std::size_t slot, pid_t pid, TimePoi
   record.spawned_at = now;
   record.last_heartbeat = now;
   record.started_at_ms = unix_ms;
-  if (slot < slots_.size()) slots_[slot].worker = record.id;
-  return workers_.emplace(record.id, record).first->second;
+  if (slot < slots_.size()) {
+    Slot& owner = slots_[slot];
+    (owner.worker ? owner.successor : owner.worker) = id;
+  }
+  return workers_.emplace(id, std::move(record)).first->second;
 }
 
 WorkerRecord* WorkerTable::find(WorkerId id) {
+  auto it = workers_.find(id);
+  return it == workers_.end() ? nullptr : &it->second;
+}
+
+const WorkerRecord* WorkerTable::find(WorkerId id) const {
   auto it = workers_.find(id);
   return it == workers_.end() ? nullptr : &it->second;
 }
@@ -66,28 +74,73 @@ WorkerRecord* WorkerTable::find_by_pid(pid_t pid) {
   return nullptr;
 }
 
-std::optional<WorkerRecord> WorkerTable::remove_exited(pid_t pid, TimePoint now) {
+std::optional<WorkerRecord> WorkerTable::remove_exited(pid_t pid, TimePoint now,
+                                                       const ExitStatus& status) {
   WorkerRecord* found = find_by_pid(pid);
   if (found == nullptr) return std::nullopt;
-  WorkerRecord record = *found;
+  WorkerRecord record = std::move(*found);
   workers_.erase(record.id);
   record.state = WorkerState::kExited;
+  retired_stats_.add_cumulative(record.stats);
 
-  if (record.slot < slots_.size() && slots_[record.slot].worker == record.id) {
-    Slot& slot = slots_[record.slot];
+  if (record.slot >= slots_.size()) return record;  // its slot was scaled away
+  Slot& slot = slots_[record.slot];
+  if (slot.successor == record.id) {
+    slot.successor.reset();  // the replacement failed; the current worker stays
+  } else if (slot.worker == record.id) {
     slot.worker.reset();
+    slot.last_exit = status;
     ++slot.restarts;
     bool died_young = now - record.spawned_at < backoff_.young;
     slot.early_deaths = died_young ? slot.early_deaths + 1 : 0;
     slot.respawn_at = now + backoff_.delay_after(slot.early_deaths);
+    if (slot.successor) {
+      // The successor on its way takes the slot without a further spawn.
+      slot.worker = std::exchange(slot.successor, std::nullopt);
+    }
+  } else {
+    slot.last_exit = status;  // a replaced worker, drained after its successor took over
   }
   return record;
+}
+
+bool WorkerTable::is_successor(WorkerId worker) const {
+  const WorkerRecord* record = find(worker);
+  return record != nullptr && record->slot < slots_.size() &&
+         slots_[record->slot].successor == worker;
+}
+
+bool WorkerTable::is_current(WorkerId worker) const {
+  const WorkerRecord* record = find(worker);
+  return record != nullptr && record->slot < slots_.size() && slots_[record->slot].worker == worker;
+}
+
+std::optional<WorkerId> WorkerTable::promote(WorkerId successor) {
+  if (!is_successor(successor)) return std::nullopt;
+  Slot& slot = slots_[find(successor)->slot];
+  std::optional<WorkerId> replaced = slot.worker;
+  slot.worker = successor;
+  slot.successor.reset();
+  slot.early_deaths = 0;
+  ++slot.restarts;
+  return replaced;
+}
+
+std::vector<WorkerId> WorkerTable::set_target(std::size_t target) {
+  std::vector<WorkerId> removed;
+  for (std::size_t i = target; i < slots_.size(); ++i) {
+    if (slots_[i].worker) removed.push_back(*slots_[i].worker);
+    if (slots_[i].successor) removed.push_back(*slots_[i].successor);
+  }
+  slots_.resize(target);
+  return removed;
 }
 
 std::vector<std::size_t> WorkerTable::slots_due(TimePoint now) const {
   std::vector<std::size_t> due;
   for (std::size_t i = 0; i < slots_.size(); ++i) {
-    if (!slots_[i].worker && slots_[i].respawn_at <= now) due.push_back(i);
+    const Slot& slot = slots_[i];
+    if (!slot.worker && !slot.successor && slot.respawn_at <= now) due.push_back(i);
   }
   return due;
 }
@@ -112,7 +165,7 @@ std::vector<WorkerId> WorkerTable::past_kill_deadline(TimePoint now) const {
 std::optional<TimePoint> WorkerTable::next_respawn() const {
   std::optional<TimePoint> earliest;
   for (const Slot& slot : slots_) {
-    if (slot.worker) continue;
+    if (slot.worker || slot.successor) continue;
     if (!earliest || slot.respawn_at < *earliest) earliest = slot.respawn_at;
   }
   return earliest;
@@ -126,6 +179,10 @@ std::uint64_t WorkerTable::restarts_total() const {
   std::uint64_t total = 0;
   for (const Slot& slot : slots_) total += slot.restarts;
   return total;
+}
+
+std::optional<ExitStatus> WorkerTable::last_exit(std::size_t slot) const {
+  return slot < slots_.size() ? slots_[slot].last_exit : std::nullopt;
 }
 
 }  // namespace herd

@@ -1,6 +1,11 @@
 // WorkerTable: every worker the master has started and not yet reaped, and the
 // slots (0..N-1) they fill. Pure bookkeeping and decisions, no syscalls: the
 // master asks it who is overdue, who must be killed, which slots need a worker.
+//
+// A slot has at most one current worker and, during a restart or reload, one
+// successor: started beside the current one, it takes the slot over when it
+// is ready (promote()), and the master then drains the old one. So the number
+// of ready workers never drops during a replacement.
 #pragma once
 
 #include <sys/types.h>
@@ -9,10 +14,12 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/clock.h"
+#include "common/rate_window.h"
 #include "master/dispatcher.h"
 #include "proto/messages.h"
 
@@ -39,7 +46,12 @@ struct WorkerRecord {
   bool said_hello = false;
   bool channel_open = true;
   std::uint64_t connections_handed = 0;
-  proto::WorkerStats stats;
+  proto::WorkerStats stats;  // as of the last heartbeat
+  RateWindow request_rate;   // requests per second over recent heartbeats
+  std::uint64_t rss_kb = 0;  // from /proc, sampled at each heartbeat
+  double cpu_pct = 0;        // over the time between the last two samples
+  std::uint64_t cpu_ticks = 0;
+  TimePoint cpu_sampled_at;
   std::optional<TimePoint> kill_at;  // SIGKILL when reached (after SIGTERM or drain)
 };
 
@@ -61,15 +73,33 @@ class WorkerTable {
 
   // Hands out the id for the next worker (unique, increasing, like Node's worker.id).
   WorkerId allocate_id() { return next_id_++; }
-  // Records a freshly spawned worker, which now fills `slot`.
+  // Records a freshly spawned worker for `slot`: its current worker if the
+  // slot is empty, else its successor.
   WorkerRecord& add(WorkerId id, std::size_t slot, pid_t pid, TimePoint now, std::int64_t unix_ms);
 
   WorkerRecord* find(WorkerId id);
+  const WorkerRecord* find(WorkerId id) const;
   WorkerRecord* find_by_pid(pid_t pid);
 
-  // Forgets a reaped worker and schedules its slot's respawn per the backoff.
-  // Returns the record, or nothing if the pid is not a worker of ours.
-  std::optional<WorkerRecord> remove_exited(pid_t pid, TimePoint now);
+  // Forgets a reaped worker. If it was its slot's current worker, the slot is
+  // scheduled for respawn per the backoff (unless a successor is on its way);
+  // if it was a successor, the replacement is off. Returns the record, or
+  // nothing if the pid is not a worker of ours.
+  std::optional<WorkerRecord> remove_exited(pid_t pid, TimePoint now,
+                                            const ExitStatus& status = {});
+
+  // Whether `worker` is the successor waiting to take over its slot.
+  bool is_successor(WorkerId worker) const;
+  // Whether `worker` is its slot's current worker.
+  bool is_current(WorkerId worker) const;
+  // The ready successor takes its slot over; returns the worker it replaces
+  // (to be drained), if that one is still there.
+  std::optional<WorkerId> promote(WorkerId successor);
+
+  // Changes the number of slots. Growing adds empty slots (due at once);
+  // shrinking drops the highest ones and returns their workers (current and
+  // successors), which the master drains.
+  std::vector<WorkerId> set_target(std::size_t target);
 
   // Empty slots below the target whose respawn time has come.
   std::vector<std::size_t> slots_due(TimePoint now) const;
@@ -77,11 +107,16 @@ class WorkerTable {
   std::vector<WorkerId> overdue(TimePoint now, Milliseconds timeout) const;
   // Workers whose SIGKILL deadline has passed.
   std::vector<WorkerId> past_kill_deadline(TimePoint now) const;
-  // The earliest pending respawn, to wake the loop then.
+  // The earliest pending respawn of an empty slot.
   std::optional<TimePoint> next_respawn() const;
 
   std::uint64_t restarts(std::size_t slot) const;
   std::uint64_t restarts_total() const;
+  std::optional<ExitStatus> last_exit(std::size_t slot) const;
+  // The cumulative stats of every worker that has exited (their last
+  // heartbeat), so totals never go down when workers are replaced.
+  const proto::WorkerStats& retired_stats() const { return retired_stats_; }
+
   std::size_t target() const { return slots_.size(); }
   bool empty() const { return workers_.empty(); }
   const std::map<WorkerId, WorkerRecord>& workers() const { return workers_; }
@@ -89,15 +124,18 @@ class WorkerTable {
  private:
   struct Slot {
     std::optional<WorkerId> worker;
+    std::optional<WorkerId> successor;
     unsigned early_deaths = 0;
     TimePoint respawn_at{};
     std::uint64_t restarts = 0;
+    std::optional<ExitStatus> last_exit;
   };
 
   RespawnBackoff backoff_;
   std::vector<Slot> slots_;
   std::map<WorkerId, WorkerRecord> workers_;  // ordered by id: oldest first
   WorkerId next_id_ = 1;
+  proto::WorkerStats retired_stats_;
 };
 
 }  // namespace herd

@@ -24,11 +24,16 @@ json to_json_object(const Ack& m) {
   return {{"type", "ack"}, {"seqs", m.seqs}, {"accepted", m.accepted}};
 }
 json to_json_object(const Heartbeat& m) {
+  const WorkerStats& stats = m.stats;
   return {{"type", "heartbeat"},
           {"stats",
-           {{"connections", m.stats.connections},
-            {"active_connections", m.stats.active_connections},
-            {"requests", m.stats.requests}}}};
+           {{"connections", stats.connections},
+            {"active_connections", stats.active_connections},
+            {"requests", stats.requests},
+            {"responses", response_counts_json(stats.responses)},
+            {"bytes_in", stats.bytes_in},
+            {"bytes_out", stats.bytes_out},
+            {"latency_us", stats.latency_us.to_json()}}}};
 }
 json to_json_object(const Pong&) {
   return {{"type", "pong"}};
@@ -87,13 +92,32 @@ std::vector<std::uint64_t> required_seqs(const json& object) {
   return seqs;
 }
 
+const json& required_object(const json& object, const char* name) {
+  auto it = object.find(name);
+  if (it == object.end() || !it->is_object()) {
+    throw FieldError{std::string("field '") + name + "' must be an object"};
+  }
+  return *it;
+}
+
 WorkerStats read_stats(const json& object) {
-  auto it = object.find("stats");
-  if (it == object.end() || !it->is_object()) throw FieldError{"field 'stats' must be an object"};
+  const json& fields = required_object(object, "stats");
   WorkerStats stats;
-  stats.connections = required<std::uint64_t>(*it, "connections");
-  stats.active_connections = required<std::uint64_t>(*it, "active_connections");
-  stats.requests = required<std::uint64_t>(*it, "requests");
+  stats.connections = required<std::uint64_t>(fields, "connections");
+  stats.active_connections = required<std::uint64_t>(fields, "active_connections");
+  stats.requests = required<std::uint64_t>(fields, "requests");
+  const json& responses = required_object(fields, "responses");
+  stats.responses.status_2xx = required<std::uint64_t>(responses, "2xx");
+  stats.responses.status_3xx = required<std::uint64_t>(responses, "3xx");
+  stats.responses.status_4xx = required<std::uint64_t>(responses, "4xx");
+  stats.responses.status_5xx = required<std::uint64_t>(responses, "5xx");
+  stats.bytes_in = required<std::uint64_t>(fields, "bytes_in");
+  stats.bytes_out = required<std::uint64_t>(fields, "bytes_out");
+  std::string error;
+  std::optional<LatencyHistogram> latency =
+      LatencyHistogram::from_json(required_object(fields, "latency_us"), error);
+  if (!latency) throw FieldError{"field 'latency_us': " + error};
+  stats.latency_us = *latency;
   return stats;
 }
 
@@ -117,6 +141,29 @@ std::optional<json> parse_object(std::string_view text, std::string& error) {
 }
 
 }  // namespace
+
+json response_counts_json(const ResponseCounts& counts) {
+  return {{"2xx", counts.status_2xx},
+          {"3xx", counts.status_3xx},
+          {"4xx", counts.status_4xx},
+          {"5xx", counts.status_5xx}};
+}
+
+void ResponseCounts::add(const ResponseCounts& other) {
+  status_2xx += other.status_2xx;
+  status_3xx += other.status_3xx;
+  status_4xx += other.status_4xx;
+  status_5xx += other.status_5xx;
+}
+
+void WorkerStats::add_cumulative(const WorkerStats& other) {
+  connections += other.connections;
+  requests += other.requests;
+  responses.add(other.responses);
+  bytes_in += other.bytes_in;
+  bytes_out += other.bytes_out;
+  latency_us.merge(other.latency_us);
+}
 
 std::string encode(const WorkerMessage& message) {
   return std::visit([](const auto& m) { return to_json_object(m).dump(); }, message);

@@ -14,6 +14,10 @@
 #include <variant>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "common/histogram.h"
+
 namespace herd::proto {
 
 inline constexpr int kProtocolVersion = 1;
@@ -28,11 +32,31 @@ struct Ack {
   std::vector<std::uint64_t> seqs;
   bool accepted = true;
 };
-// The counters a worker reports; they only grow over the worker's life.
+struct ResponseCounts {
+  std::uint64_t status_2xx = 0;
+  std::uint64_t status_3xx = 0;
+  std::uint64_t status_4xx = 0;
+  std::uint64_t status_5xx = 0;
+
+  void add(const ResponseCounts& other);
+  bool operator==(const ResponseCounts&) const = default;
+};
+
+// What a worker reports in each heartbeat. Everything but active_connections
+// is cumulative over the worker's life, so a lost heartbeat loses nothing and
+// the master can sum workers (and the dead ones' last reports) exactly.
 struct WorkerStats {
   std::uint64_t connections = 0;  // adopted since start
   std::uint64_t active_connections = 0;
   std::uint64_t requests = 0;
+  ResponseCounts responses;
+  std::uint64_t bytes_in = 0;
+  std::uint64_t bytes_out = 0;
+  LatencyHistogram latency_us;  // per request, from its first byte read to its response queued
+
+  // Adds `other`'s cumulative counters and histogram (not active_connections).
+  void add_cumulative(const WorkerStats& other);
+  bool operator==(const WorkerStats&) const = default;
 };
 struct Heartbeat {
   WorkerStats stats;
@@ -50,6 +74,9 @@ struct Ping {};
 
 using WorkerMessage = std::variant<Hello, Ready, Ack, Heartbeat, Pong>;
 using MasterMessage = std::variant<Conn, Drain, Ping>;
+
+// {"2xx":N,"3xx":N,"4xx":N,"5xx":N}, as in heartbeats and control replies.
+nlohmann::json response_counts_json(const ResponseCounts& counts);
 
 std::string encode(const WorkerMessage& message);
 std::string encode(const MasterMessage& message);

@@ -73,6 +73,8 @@ void Connection::on_timeout(evutil_socket_t, short, void* arg) {
 }
 
 void Connection::process_input() {
+  using std::chrono::duration_cast;
+  using std::chrono::microseconds;
   evbuffer* input = bufferevent_get_input(bev_.get());
   std::size_t length = evbuffer_get_length(input);
   if (length == 0 || session_.closing()) return;
@@ -80,12 +82,24 @@ void Connection::process_input() {
   // usually already one chunk.
   const char* data = reinterpret_cast<const char*>(evbuffer_pullup(input, -1));
 
+  auto read_at = std::chrono::steady_clock::now();
+  if (!session_.in_request()) request_started_at_ = read_at;
   scratch_.clear();
   HttpSession::FeedResult fed =
       session_.feed(std::string_view(data, length), scratch_, owner_.current_date());
   evbuffer_drain(input, fed.consumed);
   if (!scratch_.empty()) bufferevent_write(bev_.get(), scratch_.data(), scratch_.size());
-  if (fed.requests > 0) owner_.requests_handled(fed.requests);
+  owner_.count_bytes(length - buffered_input_, scratch_.size());
+  buffered_input_ = length - fed.consumed;
+  if (fed.requests > 0) {
+    auto done = std::chrono::steady_clock::now();
+    owner_.responses_sent(
+        fed,
+        static_cast<std::uint64_t>(duration_cast<microseconds>(done - request_started_at_).count()),
+        static_cast<std::uint64_t>(duration_cast<microseconds>(done - read_at).count()));
+    // A request left partly read began in this read.
+    request_started_at_ = read_at;
+  }
 
   if (session_.closing()) {
     bufferevent_disable(bev_.get(), EV_READ);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 #include "common/event_loop.h"
@@ -30,7 +31,12 @@ class ConnectionOwner {
  public:
   virtual ~ConnectionOwner() = default;
   virtual void connection_closed(class Connection* connection) = 0;  // deletes it
-  virtual void requests_handled(std::size_t count) = 0;
+  // Responses written by one read's worth of input: the first took
+  // `first_latency_us` since its request's first byte was read, the others
+  // (which began in that same read) `rest_latency_us`.
+  virtual void responses_sent(const HttpSession::FeedResult& fed, std::uint64_t first_latency_us,
+                              std::uint64_t rest_latency_us) = 0;
+  virtual void count_bytes(std::size_t in, std::size_t out) = 0;
   virtual std::string_view current_date() = 0;
 };
 
@@ -66,6 +72,8 @@ class Connection {
   bool request_timer_running_ = false;
   bool read_paused_ = false;
   bool close_when_flushed_ = false;
+  std::size_t buffered_input_ = 0;  // input bytes already counted, left unparsed
+  std::chrono::steady_clock::time_point request_started_at_;
   std::string scratch_;
 };
 

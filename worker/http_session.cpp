@@ -3,6 +3,7 @@
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/http/error.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <ctime>
 
@@ -36,6 +37,11 @@ std::string html_escape(std::string_view text) {
     }
   }
   return escaped;
+}
+
+void count_response(HttpSession::FeedResult& result, unsigned status) {
+  ++result.requests;
+  ++result.responses_by_class[std::min<unsigned>(status / 100, 5)];
 }
 
 void append_number(std::string& output, std::size_t value) {
@@ -129,7 +135,7 @@ HttpSession::FeedResult HttpSession::feed(std::string_view input, std::string& o
       unsigned status = 400;
       if (error == http::error::header_limit) status = 431;
       if (error == http::error::body_limit) status = 413;
-      respond_error(status, output, date);
+      count_response(result, respond_error(status, output, date));
       break;
     }
     in_request_ = !parser_->is_done();
@@ -143,26 +149,28 @@ HttpSession::FeedResult HttpSession::feed(std::string_view input, std::string& o
     std::string_view path = target.substr(0, target.find('?'));
     HttpRequest request{message.method_string(), target, path, message.body()};
     bool head = message.method() == http::verb::head;
-    respond(request, message.version(), message.keep_alive(), head, output, date);
-    ++result.requests;
+    count_response(result,
+                   respond(request, message.version(), message.keep_alive(), head, output, date));
     reset_parser();
   }
   return result;
 }
 
-void HttpSession::respond(const HttpRequest& request, unsigned version, bool keep_alive, bool head,
-                          std::string& output, std::string_view date) {
+unsigned HttpSession::respond(const HttpRequest& request, unsigned version, bool keep_alive,
+                              bool head, std::string& output, std::string_view date) {
   HttpResponse response = handler_(request);
   if (close_requested_) keep_alive = false;
   write_response(output, version, response, keep_alive, head, date);
   if (!keep_alive) closing_ = true;
+  return response.status;
 }
 
-void HttpSession::respond_error(unsigned status, std::string& output, std::string_view date) {
+unsigned HttpSession::respond_error(unsigned status, std::string& output, std::string_view date) {
   HttpResponse response{status, "text/html; charset=utf-8", std::string(reason_phrase(status))};
   write_response(output, 11, response, /*keep_alive=*/false, /*head=*/false, date);
   closing_ = true;
   in_request_ = false;
+  return status;
 }
 
 }  // namespace herd

@@ -12,7 +12,9 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -49,7 +51,8 @@ class HttpSession {
 
   struct FeedResult {
     std::size_t consumed = 0;  // bytes of `input` used; keep the rest for the next call
-    std::size_t requests = 0;  // complete requests answered by this call
+    std::size_t requests = 0;  // responses written by this call, error responses included
+    std::array<std::uint32_t, 6> responses_by_class{};  // [status / 100]
   };
   // Parses as many complete requests from `input` as it holds and appends a
   // response for each to `output`. `date` is the current IMF-fixdate.
@@ -68,9 +71,9 @@ class HttpSession {
   using Parser = boost::beast::http::request_parser<boost::beast::http::string_body>;
 
   void reset_parser();
-  void respond(const HttpRequest& request, unsigned version, bool keep_alive, bool head,
-               std::string& output, std::string_view date);
-  void respond_error(unsigned status, std::string& output, std::string_view date);
+  unsigned respond(const HttpRequest& request, unsigned version, bool keep_alive, bool head,
+                   std::string& output, std::string_view date);
+  unsigned respond_error(unsigned status, std::string& output, std::string_view date);
 
   HttpLimits limits_;
   HttpHandler handler_;

@@ -227,13 +227,25 @@ void Worker::connection_closed(Connection* connection) {
   exit_when_drained();
 }
 
-void Worker::requests_handled(std::size_t count) {
-  stats_.requests += count;
+void Worker::responses_sent(const HttpSession::FeedResult& fed, std::uint64_t first_latency_us,
+                            std::uint64_t rest_latency_us) {
+  stats_.requests += fed.requests;
+  stats_.responses.status_2xx += fed.responses_by_class[2];
+  stats_.responses.status_3xx += fed.responses_by_class[3];
+  stats_.responses.status_4xx += fed.responses_by_class[4];
+  stats_.responses.status_5xx += fed.responses_by_class[5];
+  stats_.latency_us.record(first_latency_us);
+  if (fed.requests > 1) stats_.latency_us.record(rest_latency_us, fed.requests - 1);
   if (spdlog::should_log(spdlog::level::debug)) {
-    for (std::size_t i = 0; i < count; ++i) {
+    for (std::size_t i = 0; i < fed.requests; ++i) {
       spdlog::debug("Request handled by worker {}", settings_.id);
     }
   }
+}
+
+void Worker::count_bytes(std::size_t in, std::size_t out) {
+  stats_.bytes_in += in;
+  stats_.bytes_out += out;
 }
 
 std::string_view Worker::current_date() {

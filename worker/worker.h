@@ -38,7 +38,9 @@ class Worker final : public ConnectionOwner {
   int run();
 
   void connection_closed(Connection* connection) override;
-  void requests_handled(std::size_t count) override;
+  void responses_sent(const HttpSession::FeedResult& fed, std::uint64_t first_latency_us,
+                      std::uint64_t rest_latency_us) override;
+  void count_bytes(std::size_t in, std::size_t out) override;
   std::string_view current_date() override;
 
  private:

@@ -130,12 +130,81 @@ TEST(WorkerTableTest, ReplacedWorkerExitLeavesItsSlotToTheReplacement) {
   WorkerTable table(1, test_backoff());
   pid_t old_pid = spawn(table, 0, kStart);
   pid_t new_pid = spawn(table, 0, kStart + hours(1));  // a reload replaces it
+  WorkerId old_id = table.find_by_pid(old_pid)->id;
+  WorkerId new_id = table.find_by_pid(new_pid)->id;
+  ASSERT_TRUE(table.is_successor(new_id));
 
-  ASSERT_TRUE(table.remove_exited(old_pid, kStart + hours(2)).has_value());
+  EXPECT_EQ(table.promote(new_id), old_id);
+  ASSERT_TRUE(table.remove_exited(old_pid, kStart + hours(2), ExitStatus{0, std::nullopt}));
 
   EXPECT_TRUE(table.slots_due(kStart + hours(2)).empty());
+  EXPECT_TRUE(table.is_current(new_id));
+  EXPECT_EQ(table.restarts(0), 1u);
+  ASSERT_TRUE(table.last_exit(0).has_value());
+  EXPECT_EQ(table.last_exit(0)->code, 0);
+}
+
+TEST(WorkerTableTest, SuccessorTakesTheSlotWhenTheCurrentWorkerDiesFirst) {
+  WorkerTable table(1, test_backoff());
+  pid_t old_pid = spawn(table, 0, kStart);
+  pid_t new_pid = spawn(table, 0, kStart + hours(1));
+  WorkerId new_id = table.find_by_pid(new_pid)->id;
+
+  ASSERT_TRUE(table.remove_exited(old_pid, kStart + hours(2), ExitStatus{std::nullopt, 9}));
+
+  EXPECT_TRUE(table.slots_due(kStart + hours(3)).empty()) << "no extra spawn for the slot";
+  EXPECT_TRUE(table.is_current(new_id));
+  EXPECT_FALSE(table.promote(new_id).has_value());
+}
+
+TEST(WorkerTableTest, FailedSuccessorLeavesTheCurrentWorkerInPlace) {
+  WorkerTable table(1, test_backoff());
+  pid_t old_pid = spawn(table, 0, kStart);
+  pid_t new_pid = spawn(table, 0, kStart + hours(1));
+  WorkerId old_id = table.find_by_pid(old_pid)->id;
+
+  ASSERT_TRUE(table.remove_exited(new_pid, kStart + hours(1) + milliseconds(5)));
+
+  EXPECT_TRUE(table.is_current(old_id));
   EXPECT_EQ(table.restarts(0), 0u);
-  EXPECT_NE(table.find_by_pid(new_pid), nullptr);
+  EXPECT_TRUE(table.slots_due(kStart + hours(2)).empty());
+}
+
+TEST(WorkerTableTest, ScalingDownReturnsTheWorkersOfDroppedSlots) {
+  WorkerTable table(3, test_backoff());
+  spawn(table, 0, kStart);
+  spawn(table, 1, kStart);
+  pid_t highest = spawn(table, 2, kStart);
+
+  std::vector<WorkerId> removed = table.set_target(2);
+
+  EXPECT_EQ(removed, (std::vector<WorkerId>{table.find_by_pid(highest)->id}));
+  EXPECT_EQ(table.target(), 2u);
+  ASSERT_TRUE(table.remove_exited(highest, kStart + hours(1)));
+  EXPECT_TRUE(table.slots_due(kStart + hours(1)).empty()) << "a dropped slot is not respawned";
+}
+
+TEST(WorkerTableTest, ScalingUpAddsSlotsDueAtOnce) {
+  WorkerTable table(1, test_backoff());
+  spawn(table, 0, kStart);
+
+  EXPECT_TRUE(table.set_target(3).empty());
+
+  EXPECT_EQ(table.slots_due(kStart), (std::vector<std::size_t>{1, 2}));
+}
+
+TEST(WorkerTableTest, ExitedWorkersStatsStayInTheRetiredTotals) {
+  WorkerTable table(1, test_backoff());
+  pid_t pid = spawn(table, 0, kStart);
+  table.find_by_pid(pid)->stats.requests = 40;
+  table.find_by_pid(pid)->stats.responses.status_2xx = 39;
+  table.find_by_pid(pid)->stats.latency_us.record(100, 40);
+
+  ASSERT_TRUE(table.remove_exited(pid, kStart + hours(1)));
+
+  EXPECT_EQ(table.retired_stats().requests, 40u);
+  EXPECT_EQ(table.retired_stats().responses.status_2xx, 39u);
+  EXPECT_EQ(table.retired_stats().latency_us.count(), 40u);
 }
 
 TEST(WorkerTableTest, FirstEarlyDeathRespawnsImmediately) {

@@ -72,12 +72,36 @@ TEST(MessagesTest, AckRoundTripsEmptySeqsAndLargestSeq) {
 }
 
 TEST(MessagesTest, HeartbeatRoundTripsEveryCounter) {
-  Heartbeat heartbeat =
-      decode_worker_as<Heartbeat>(encode(WorkerMessage{Heartbeat{WorkerStats{10, 2, 99}}}));
+  WorkerStats stats;
+  stats.connections = 10;
+  stats.active_connections = 2;
+  stats.requests = 99;
+  stats.responses = ResponseCounts{90, 1, 7, 1};
+  stats.bytes_in = 12345;
+  stats.bytes_out = 67890;
+  stats.latency_us.record(3);
+  stats.latency_us.record(1500, 4);
+  stats.latency_us.record(70'000'000);
 
-  EXPECT_EQ(heartbeat.stats.connections, 10u);
-  EXPECT_EQ(heartbeat.stats.active_connections, 2u);
-  EXPECT_EQ(heartbeat.stats.requests, 99u);
+  Heartbeat heartbeat = decode_worker_as<Heartbeat>(encode(WorkerMessage{Heartbeat{stats}}));
+
+  EXPECT_EQ(heartbeat.stats, stats);
+}
+
+TEST(MessagesTest, HeartbeatWithAMalformedHistogramIsRejected) {
+  const char* bad_histograms[] = {
+      R"("nope")",
+      R"({"buckets":[[99999,1]],"max":1})",
+      R"({"buckets":[[1]],"max":1})",
+      R"({"buckets":[],"max":-1})",
+  };
+  for (const char* histogram : bad_histograms) {
+    std::string text =
+        std::string(R"({"type":"heartbeat","stats":{"connections":1,"active_connections":0,)") +
+        R"("requests":1,"responses":{"2xx":1,"3xx":0,"4xx":0,"5xx":0},"bytes_in":1,)" +
+        R"("bytes_out":1,"latency_us":)" + histogram + "}}";
+    EXPECT_FALSE(decode_worker_message(text).message.has_value()) << histogram;
+  }
 }
 
 TEST(MessagesTest, PongRoundTrips) {

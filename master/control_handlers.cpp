@@ -1,0 +1,217 @@
+#include "master/control_handlers.h"
+
+#include <cmath>
+#include <optional>
+
+namespace herd {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kCommandList = "ping, status, stats, restart, reload, scale, stop, events";
+
+double round_to(double value, int decimals) {
+  double scale = std::pow(10.0, decimals);
+  return std::round(value * scale) / scale;
+}
+
+std::int64_t elapsed_ms(TimePoint since, TimePoint now) {
+  return std::chrono::duration_cast<Milliseconds>(now - since).count();
+}
+
+json exit_json(const std::optional<ExitStatus>& status) {
+  if (!status) return nullptr;
+  return {{"code", status->code ? json(*status->code) : json(nullptr)},
+          {"signal", status->signal ? json(*status->signal) : json(nullptr)}};
+}
+
+// Reads an optional non-negative integer argument; sets `error` if present
+// but of the wrong kind.
+std::optional<std::uint64_t> unsigned_argument(const json& request, const char* name,
+                                               std::string& error) {
+  auto it = request.find(name);
+  if (it == request.end()) return std::nullopt;
+  if (!it->is_number_unsigned()) {
+    error = std::string("'") + name + "' must be a non-negative integer";
+    return std::nullopt;
+  }
+  return it->get<std::uint64_t>();
+}
+
+struct Context {
+  const MasterView& master;
+  const WorkerTable& workers;
+  TimePoint now;
+};
+
+json master_json(const Context& context) {
+  const MasterView& master = context.master;
+  return {{"pid", master.pid},
+          {"version", master.version},
+          {"uptime_ms", elapsed_ms(master.started_at, context.now)},
+          {"listen", master.listen},
+          {"schedule", "round-robin"},
+          {"state", master.stopping ? "stopping" : "running"},
+          {"workers_target", context.workers.target()},
+          {"pending", master.pending},
+          {"connections_total", master.connections_total},
+          {"restarts_total", context.workers.restarts_total()}};
+}
+
+ControlDecision ping(const Context& context) {
+  return {{{"ok", true}, {"pid", context.master.pid}, {"version", context.master.version}}};
+}
+
+ControlDecision status(const Context& context) {
+  json workers = json::array();
+  for (const auto& [id, record] : context.workers.workers()) {
+    workers.push_back(worker_json(record, context.workers, context.now));
+  }
+  return {{{"ok", true}, {"master", master_json(context)}, {"workers", std::move(workers)}}};
+}
+
+ControlDecision stats(const json& request, const Context& context) {
+  std::string error;
+  std::optional<std::uint64_t> id = unsigned_argument(request, "id", error);
+  if (!error.empty()) return {error_reply(error)};
+
+  json workers = json::array();
+  proto::WorkerStats total;
+  double rps = 0;
+  if (id) {
+    const WorkerRecord* record = context.workers.find(*id);
+    if (record == nullptr) return {error_reply("no worker with id " + std::to_string(*id))};
+    workers.push_back(worker_json(*record, context.workers, context.now));
+    total = record->stats;
+    rps = record->request_rate.rate();
+  } else {
+    // Workers that have exited still count: totals never go down.
+    total = context.workers.retired_stats();
+    for (const auto& [worker_id, record] : context.workers.workers()) {
+      workers.push_back(worker_json(record, context.workers, context.now));
+      total.add_cumulative(record.stats);
+      rps += record.request_rate.rate();
+    }
+  }
+  json totals = {{"requests", total.requests},
+                 {"responses", proto::response_counts_json(total.responses)},
+                 {"latency_us", latency_json(total.latency_us)},
+                 {"bytes_in", total.bytes_in},
+                 {"bytes_out", total.bytes_out},
+                 {"rps", round_to(rps, 1)}};
+  return {{{"ok", true}, {"workers", std::move(workers)}, {"total", std::move(totals)}}};
+}
+
+ControlDecision restart(const json& request, const Context& context) {
+  std::string error;
+  std::optional<std::uint64_t> id = unsigned_argument(request, "id", error);
+  if (!error.empty()) return {error_reply(error)};
+  if (!id) return {error_reply("restart needs 'id', the worker to replace")};
+  const WorkerRecord* record = context.workers.find(*id);
+  if (record == nullptr) return {error_reply("no worker with id " + std::to_string(*id))};
+  if (context.workers.is_successor(*id)) {
+    return {
+        error_reply("worker " + std::to_string(*id) + " is itself a replacement still starting")};
+  }
+  if (!context.workers.is_current(*id) || record->state == WorkerState::kDraining) {
+    return {error_reply("worker " + std::to_string(*id) + " is already on its way out")};
+  }
+  ControlDecision decision{{{"ok", true}, {"restarting", *id}}, ControlAction::kRestart};
+  decision.workers.push_back(*id);
+  return decision;
+}
+
+ControlDecision reload(const json& request, const Context& context) {
+  auto wait = request.find("wait");
+  if (wait != request.end() && !wait->is_boolean())
+    return {error_reply("'wait' must be a boolean")};
+  ControlDecision decision;
+  decision.action = ControlAction::kReload;
+  for (const auto& [id, record] : context.workers.workers()) {
+    if (context.workers.is_current(id) && record.state != WorkerState::kDraining) {
+      decision.workers.push_back(id);
+    }
+  }
+  bool waiting = wait != request.end() && wait->get<bool>();
+  if (!waiting) decision.reply = {{"ok", true}, {"reloading", decision.workers}};
+  return decision;
+}
+
+ControlDecision scale(const json& request, const Context& context) {
+  std::string error;
+  std::optional<std::uint64_t> target = unsigned_argument(request, "workers", error);
+  if (!error.empty() || !target || *target < 1 || *target > kMaxWorkers) {
+    return {
+        error_reply("scale needs 'workers', an integer from 1 to " + std::to_string(kMaxWorkers))};
+  }
+  ControlDecision decision{
+      {{"ok", true}, {"workers_target", *target}, {"previous", context.workers.target()}},
+      ControlAction::kScale};
+  decision.target = static_cast<std::size_t>(*target);
+  return decision;
+}
+
+}  // namespace
+
+json error_reply(const std::string& message) {
+  return {{"ok", false}, {"error", message}};
+}
+
+json latency_json(const LatencyHistogram& histogram) {
+  return {{"p50", histogram.percentile(0.50)},
+          {"p90", histogram.percentile(0.90)},
+          {"p99", histogram.percentile(0.99)},
+          {"max", histogram.max()}};
+}
+
+json worker_json(const WorkerRecord& worker, const WorkerTable& table, TimePoint now) {
+  const proto::WorkerStats& stats = worker.stats;
+  return {{"id", worker.id},
+          {"slot", worker.slot},
+          {"pid", worker.pid},
+          {"state", to_string(worker.state)},
+          {"started_at", worker.started_at_ms},
+          {"uptime_ms", elapsed_ms(worker.spawned_at, now)},
+          {"restarts", table.restarts(worker.slot)},
+          {"last_exit", exit_json(table.last_exit(worker.slot))},
+          {"connections", worker.connections_handed},
+          {"active_connections", stats.active_connections},
+          {"requests", stats.requests},
+          {"rps", round_to(worker.request_rate.rate(), 1)},
+          {"responses", proto::response_counts_json(stats.responses)},
+          {"latency_us", latency_json(stats.latency_us)},
+          {"bytes_in", stats.bytes_in},
+          {"bytes_out", stats.bytes_out},
+          {"rss_kb", worker.rss_kb},
+          {"cpu_pct", round_to(worker.cpu_pct, 1)},
+          {"last_heartbeat_ms", elapsed_ms(worker.last_heartbeat, now)}};
+}
+
+ControlDecision handle_control_request(std::string_view line, const MasterView& master,
+                                       const WorkerTable& workers, TimePoint now) {
+  json request = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (request.is_discarded()) return {error_reply("request is not valid JSON")};
+  if (!request.is_object()) return {error_reply("request must be a JSON object")};
+  auto cmd = request.find("cmd");
+  if (cmd == request.end() || !cmd->is_string()) {
+    return {error_reply(std::string("request needs a string 'cmd' (") + kCommandList + ")")};
+  }
+  const std::string& name = cmd->get_ref<const std::string&>();
+  Context context{master, workers, now};
+
+  if (name == "ping") return ping(context);
+  if (name == "status") return status(context);
+  if (name == "stats") return stats(request, context);
+  if (name == "events") {
+    return {{{"ok", true}, {"events", true}}, ControlAction::kSubscribe};
+  }
+  bool changes_workers = name == "restart" || name == "reload" || name == "scale" || name == "stop";
+  if (changes_workers && master.stopping) return {error_reply("the master is stopping")};
+  if (name == "restart") return restart(request, context);
+  if (name == "reload") return reload(request, context);
+  if (name == "scale") return scale(request, context);
+  if (name == "stop") return {{{"ok", true}, {"stopping", true}}, ControlAction::kStop};
+  return {error_reply("unknown command '" + name + "' (try " + kCommandList + ")")};
+}
+
+}  // namespace herd
