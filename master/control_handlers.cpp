@@ -127,11 +127,7 @@ ControlDecision reload(const json& request, const Context& context) {
     return {error_reply("'wait' must be a boolean")};
   ControlDecision decision;
   decision.action = ControlAction::kReload;
-  for (const auto& [id, record] : context.workers.workers()) {
-    if (context.workers.is_current(id) && record.state != WorkerState::kDraining) {
-      decision.workers.push_back(id);
-    }
-  }
+  decision.workers = context.workers.serving_workers();
   bool waiting = wait != request.end() && wait->get<bool>();
   if (!waiting) decision.reply = {{"ok", true}, {"reloading", decision.workers}};
   return decision;

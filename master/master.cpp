@@ -155,9 +155,10 @@ void Master::handle_signals() {
   } else if (stop_requests_ > 1 && stopping_) {
     force_stop();
   }
-  if (reload_requested_) {
+  if (reload_requested_ && !stopping_) {
     reload_requested_ = false;
-    spdlog::warn("SIGHUP received: rolling reload is not supported by this version; ignoring");
+    spdlog::info("SIGHUP: rolling reload of {} workers", workers_.target());
+    start_reload(workers_.serving_workers());
   }
 }
 
@@ -307,6 +308,7 @@ void Master::finish_replacements(const std::string& failure) {
     replace_queue_.clear();
     emit("reload", {{"phase", "failed"}, {"error", failure}});
   } else {
+    spdlog::info("replaced {} workers; every slot has a fresh worker", replaced_.size());
     emit("reload", {{"phase", "done"}, {"replaced", replaced_}});
   }
   nlohmann::json reply = failure.empty() ? nlohmann::json{{"ok", true}, {"reloaded", replaced_}}
@@ -315,6 +317,13 @@ void Master::finish_replacements(const std::string& failure) {
     control_->send(client, reply);
   }
   replaced_.clear();
+}
+
+// Queues `workers` for replacement, one slot at a time.
+void Master::start_reload(const std::vector<WorkerId>& workers) {
+  emit("reload", {{"phase", "start"}, {"workers", workers}});
+  replace_queue_.insert(replace_queue_.end(), workers.begin(), workers.end());
+  advance_replacements();
 }
 
 void Master::scale_to(std::size_t target) {
@@ -624,13 +633,12 @@ void Master::handle_control_line(ControlServer::ClientId client, std::string_vie
       control_->subscribe(client);
       break;
     case ControlAction::kRestart:
-    case ControlAction::kReload:
-      if (decision.action == ControlAction::kReload) {
-        emit("reload", {{"phase", "start"}, {"workers", decision.workers}});
-      }
-      if (decision.reply.is_null()) reload_waiters_.push_back(client);
-      for (WorkerId id : decision.workers) replace_queue_.push_back(id);
+      replace_queue_.push_back(decision.workers.front());
       advance_replacements();
+      break;
+    case ControlAction::kReload:
+      if (decision.reply.is_null()) reload_waiters_.push_back(client);
+      start_reload(decision.workers);
       break;
     case ControlAction::kScale:
       scale_to(decision.target);

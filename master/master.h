@@ -92,6 +92,7 @@ class Master {
   void begin_stop();
   void force_stop();
   void scale_to(std::size_t target);
+  void start_reload(const std::vector<WorkerId>& workers);
   void finish_replacements(const std::string& failure);
 
   // The control socket.

@@ -115,6 +115,16 @@ bool WorkerTable::is_current(WorkerId worker) const {
   return record != nullptr && record->slot < slots_.size() && slots_[record->slot].worker == worker;
 }
 
+std::vector<WorkerId> WorkerTable::serving_workers() const {
+  std::vector<WorkerId> serving;
+  for (const Slot& slot : slots_) {
+    if (!slot.worker) continue;
+    const WorkerRecord* record = find(*slot.worker);
+    if (record != nullptr && record->state != WorkerState::kDraining) serving.push_back(record->id);
+  }
+  return serving;
+}
+
 std::optional<WorkerId> WorkerTable::promote(WorkerId successor) {
   if (!is_successor(successor)) return std::nullopt;
   Slot& slot = slots_[find(successor)->slot];

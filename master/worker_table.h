@@ -92,6 +92,8 @@ class WorkerTable {
   bool is_successor(WorkerId worker) const;
   // Whether `worker` is its slot's current worker.
   bool is_current(WorkerId worker) const;
+  // Each slot's current worker, unless it is draining: what a reload replaces.
+  std::vector<WorkerId> serving_workers() const;
   // The ready successor takes its slot over; returns the worker it replaces
   // (to be drained), if that one is still there.
   std::optional<WorkerId> promote(WorkerId successor);
