@@ -16,6 +16,7 @@ std::size_t LatencyHistogram::bucket_index(std::uint64_t micros) {
 }
 
 std::uint64_t LatencyHistogram::bucket_upper_bound(std::size_t index) {
+  if (index >= kBucketCount - 1) return UINT64_MAX;  // the top bucket also holds every larger value
   if (index < kSubBuckets) return index;
   unsigned exponent = static_cast<unsigned>(index / kSubBuckets) + kSubBucketBits - 1;
   std::uint64_t sub = index % kSubBuckets;
@@ -39,7 +40,8 @@ void LatencyHistogram::merge(const LatencyHistogram& other) {
 std::uint64_t LatencyHistogram::percentile(double fraction) const {
   if (count_ == 0) return 0;
   fraction = std::clamp(fraction, 0.0, 1.0);
-  auto rank = static_cast<std::uint64_t>(std::ceil(fraction * static_cast<double>(count_)));
+  // The epsilon keeps 0.07 * 100 = 7.000000000000001 at rank 7, not 8.
+  auto rank = static_cast<std::uint64_t>(std::ceil(fraction * static_cast<double>(count_) - 1e-9));
   rank = std::max<std::uint64_t>(rank, 1);
   std::uint64_t seen = 0;
   for (std::size_t i = 0; i < kBucketCount; ++i) {

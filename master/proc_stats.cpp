@@ -20,8 +20,8 @@ std::optional<ProcSample> parse_proc_stat(std::string_view stat, std::uint64_t p
   int field = 2;
   std::size_t position = 0;
   while (position < rest.size() && field < 24) {
-    while (position < rest.size() && rest[position] == ' ') ++position;
-    std::size_t end = rest.find(' ', position);
+    while (position < rest.size() && (rest[position] == ' ' || rest[position] == '\n')) ++position;
+    std::size_t end = rest.find_first_of(" \n", position);
     if (end == std::string_view::npos) end = rest.size();
     ++field;
     std::string_view token = rest.substr(position, end - position);
@@ -31,7 +31,7 @@ std::optional<ProcSample> parse_proc_stat(std::string_view stat, std::uint64_t p
                                           : nullptr;
     if (target != nullptr) {
       auto [ptr, ec] = std::from_chars(token.data(), token.data() + token.size(), *target);
-      if (ec != std::errc{}) return std::nullopt;
+      if (ec != std::errc{} || ptr != token.data() + token.size()) return std::nullopt;
     }
     position = end;
   }

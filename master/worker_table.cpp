@@ -91,6 +91,7 @@ std::optional<WorkerRecord> WorkerTable::remove_exited(pid_t pid, TimePoint now,
     slot.worker.reset();
     slot.last_exit = status;
     ++slot.restarts;
+    ++restarts_total_;
     bool died_young = now - record.spawned_at < backoff_.young;
     slot.early_deaths = died_young ? slot.early_deaths + 1 : 0;
     slot.respawn_at = now + backoff_.delay_after(slot.early_deaths);
@@ -133,6 +134,7 @@ std::optional<WorkerId> WorkerTable::promote(WorkerId successor) {
   slot.successor.reset();
   slot.early_deaths = 0;
   ++slot.restarts;
+  ++restarts_total_;
   return replaced;
 }
 
@@ -183,12 +185,6 @@ std::optional<TimePoint> WorkerTable::next_respawn() const {
 
 std::uint64_t WorkerTable::restarts(std::size_t slot) const {
   return slot < slots_.size() ? slots_[slot].restarts : 0;
-}
-
-std::uint64_t WorkerTable::restarts_total() const {
-  std::uint64_t total = 0;
-  for (const Slot& slot : slots_) total += slot.restarts;
-  return total;
 }
 
 std::optional<ExitStatus> WorkerTable::last_exit(std::size_t slot) const {

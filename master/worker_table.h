@@ -113,7 +113,7 @@ class WorkerTable {
   std::optional<TimePoint> next_respawn() const;
 
   std::uint64_t restarts(std::size_t slot) const;
-  std::uint64_t restarts_total() const;
+  std::uint64_t restarts_total() const { return restarts_total_; }
   std::optional<ExitStatus> last_exit(std::size_t slot) const;
   // The cumulative stats of every worker that has exited (their last
   // heartbeat), so totals never go down when workers are replaced.
@@ -137,6 +137,7 @@ class WorkerTable {
   std::vector<Slot> slots_;
   std::map<WorkerId, WorkerRecord> workers_;  // ordered by id: oldest first
   WorkerId next_id_ = 1;
+  std::uint64_t restarts_total_ = 0;  // never decreases, even when slots are scaled away
   proto::WorkerStats retired_stats_;
 };
 
