@@ -125,6 +125,9 @@ ControlDecision reload(const json& request, const Context& context) {
   auto wait = request.find("wait");
   if (wait != request.end() && !wait->is_boolean())
     return {error_reply("'wait' must be a boolean")};
+  if (context.master.reloading) {
+    return {error_reply("a reload is already in progress; wait for it to finish")};
+  }
   ControlDecision decision;
   decision.action = ControlAction::kReload;
   decision.workers = context.workers.serving_workers();
@@ -154,6 +157,9 @@ json error_reply(const std::string& message) {
 }
 
 json latency_json(const LatencyHistogram& histogram) {
+  if (histogram.count() == 0) {
+    return {{"p50", nullptr}, {"p90", nullptr}, {"p99", nullptr}, {"max", nullptr}};
+  }
   return {{"p50", histogram.percentile(0.50)},
           {"p90", histogram.percentile(0.90)},
           {"p99", histogram.percentile(0.99)},
@@ -178,7 +184,7 @@ json worker_json(const WorkerRecord& worker, const WorkerTable& table, TimePoint
           {"latency_us", latency_json(stats.latency_us)},
           {"bytes_in", stats.bytes_in},
           {"bytes_out", stats.bytes_out},
-          {"rss_kb", worker.rss_kb},
+          {"rss_kb", worker.rss_kb != 0 ? json(worker.rss_kb) : json(nullptr)},
           {"cpu_pct", round_to(worker.cpu_pct, 1)},
           {"last_heartbeat_ms", elapsed_ms(worker.last_heartbeat, now)}};
 }

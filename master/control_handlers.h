@@ -26,6 +26,7 @@ struct MasterView {
   TimePoint started_at;
   std::string listen;  // "host:port"
   bool stopping = false;
+  bool reloading = false;   // a reload is replacing workers now
   std::size_t pending = 0;  // connections queued in the master
   std::uint64_t connections_total = 0;
 };

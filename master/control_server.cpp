@@ -48,6 +48,14 @@ ControlServer::ControlServer(event_base* base, LineHandler handler)
     : base_(base), handler_(std::move(handler)) {}
 
 ControlServer::~ControlServer() {
+  // The last replies and events (a stop's final `exit`s) are usually still
+  // queued: give each client one non-blocking write before closing.
+  for (auto& [id, client] : clients_) {
+    evbuffer* output = bufferevent_get_output(client->bev.get());
+    if (evbuffer_get_length(output) > 0) {
+      evbuffer_write(output, bufferevent_getfd(client->bev.get()));
+    }
+  }
   clients_.clear();
   accept_event_.reset();
   listen_fd_.reset();

@@ -293,24 +293,28 @@ void Master::advance_replacements() {
     spdlog::info("replacing worker {} (pid {}) with worker {}", old_worker, worker->pid,
                  *successor);
     replacement_ = Replacement{old_worker, *successor};
-    emit("restart", {{"id", old_worker}, {"successor", *successor}});
+    emit("restart", {{"phase", "start"}, {"id", old_worker}, {"successor", *successor}});
     return;
   }
-  if (!replaced_.empty() || !reload_waiters_.empty()) finish_replacements("");
+  if (reloading_ || !replaced_.empty() || !reload_waiters_.empty()) finish_replacements("");
 }
 
 // Ends the current run of replacements: on failure the queue is dropped and
 // the old workers keep serving. Tells `reload --wait` clients how it went.
 void Master::finish_replacements(const std::string& failure) {
-  replacement_.reset();
+  std::optional<Replacement> interrupted = std::exchange(replacement_, std::nullopt);
+  const char* what = reloading_ ? "reload" : "restart";
   if (!failure.empty()) {
-    spdlog::error("reload stopped: {}", failure);
+    spdlog::error("{} stopped: {}; the old workers keep serving", what, failure);
     replace_queue_.clear();
-    emit("reload", {{"phase", "failed"}, {"error", failure}});
+    nlohmann::json fields = {{"phase", "failed"}, {"error", failure}};
+    if (interrupted) fields["id"] = interrupted->old_worker;
+    emit(what, std::move(fields));
   } else {
-    spdlog::info("replaced {} workers; every slot has a fresh worker", replaced_.size());
-    emit("reload", {{"phase", "done"}, {"replaced", replaced_}});
+    spdlog::info("{} done: replaced workers {}", what, nlohmann::json(replaced_).dump());
+    emit(what, {{"phase", "done"}, {"replaced", replaced_}});
   }
+  reloading_ = false;
   nlohmann::json reply = failure.empty() ? nlohmann::json{{"ok", true}, {"reloaded", replaced_}}
                                          : error_reply(failure);
   for (ControlServer::ClientId client : std::exchange(reload_waiters_, {})) {
@@ -321,6 +325,7 @@ void Master::finish_replacements(const std::string& failure) {
 
 // Queues `workers` for replacement, one slot at a time.
 void Master::start_reload(const std::vector<WorkerId>& workers) {
+  reloading_ = true;
   emit("reload", {{"phase", "start"}, {"workers", workers}});
   replace_queue_.insert(replace_queue_.end(), workers.begin(), workers.end());
   advance_replacements();
@@ -523,10 +528,12 @@ void Master::handle_message(WorkerRecord& worker, const std::string& payload) {
         if (WorkerRecord* old_record = workers_.find(*old_worker)) drain_worker(*old_record);
       }
       replaced_.push_back(replacement_->old_worker);
-      emit("reload", {{"phase", "progress"},
-                      {"replaced", replacement_->old_worker},
-                      {"by", worker.id},
-                      {"remaining", replace_queue_.size()}});
+      if (reloading_) {
+        emit("reload", {{"phase", "progress"},
+                        {"replaced", replacement_->old_worker},
+                        {"by", worker.id},
+                        {"remaining", replace_queue_.size()}});
+      }
       replacement_.reset();
       advance_replacements();
     }
@@ -621,8 +628,15 @@ bool Master::open_control_socket(std::uint16_t port) {
 }
 
 void Master::handle_control_line(ControlServer::ClientId client, std::string_view line) {
-  MasterView view{::getpid(), HERD_VERSION,         started_at_,       listen_address_,
-                  stopping_,  dispatcher_.queued(), connections_total_};
+  MasterView view;
+  view.pid = ::getpid();
+  view.version = HERD_VERSION;
+  view.started_at = started_at_;
+  view.listen = listen_address_;
+  view.stopping = stopping_;
+  view.reloading = reloading_;
+  view.pending = dispatcher_.queued();
+  view.connections_total = connections_total_;
   ControlDecision decision = handle_control_request(line, view, workers_, Clock::now());
   if (!decision.reply.is_null()) control_->send(client, decision.reply);
 

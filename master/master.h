@@ -150,7 +150,8 @@ class Master {
   };
   std::deque<WorkerId> replace_queue_;
   std::optional<Replacement> replacement_;
-  std::vector<WorkerId> replaced_;                       // since the queue was last empty
+  std::vector<WorkerId> replaced_;  // since the queue was last empty
+  bool reloading_ = false;          // the queue holds a whole reload, not single restarts
   std::vector<ControlServer::ClientId> reload_waiters_;  // `reload` with wait
 };
 

@@ -3,6 +3,7 @@
 #include <event2/buffer.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <spdlog/spdlog.h>
@@ -33,9 +34,19 @@ bool Connection::start() {
 
 void Connection::drain() {
   session_.close_after_next_response();
-  if (session_.in_request()) return;  // its response will say Connection: close
+  // A connection still owes a response if a request is partly read, or if it
+  // was adopted and has not been answered yet (its request may still be on
+  // the wire), or if bytes wait unread in the socket: its response will say
+  // Connection: close. The drain deadline bounds how long that can take.
+  if (session_.in_request() || !served_ || unread_bytes_waiting()) return;
   if (!output_pending()) return close();
   close_when_flushed_ = true;
+}
+
+bool Connection::unread_bytes_waiting() const {
+  int waiting = 0;
+  if (evbuffer_get_length(bufferevent_get_input(bev_.get())) > 0) return true;
+  return ::ioctl(bufferevent_getfd(bev_.get()), FIONREAD, &waiting) == 0 && waiting > 0;
 }
 
 void Connection::on_read(bufferevent*, void* arg) {
@@ -92,6 +103,7 @@ void Connection::process_input() {
   owner_.count_bytes(length - buffered_input_, scratch_.size());
   buffered_input_ = length - fed.consumed;
   if (fed.requests > 0) {
+    served_ = true;
     auto done = std::chrono::steady_clock::now();
     owner_.responses_sent(
         fed,

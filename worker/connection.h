@@ -62,6 +62,7 @@ class Connection {
   void process_input();
   void arm_timer_for_state();
   bool output_pending() const;
+  bool unread_bytes_waiting() const;
   void close();  // the last thing a callback does: deletes this
 
   ConnectionOwner& owner_;
@@ -72,6 +73,7 @@ class Connection {
   bool request_timer_running_ = false;
   bool read_paused_ = false;
   bool close_when_flushed_ = false;
+  bool served_ = false;             // has answered at least one request
   std::size_t buffered_input_ = 0;  // input bytes already counted, left unparsed
   std::chrono::steady_clock::time_point request_started_at_;
   std::string scratch_;

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -390,6 +391,10 @@ std::optional<Cluster> start_cluster(std::size_t workers,
   return cluster;
 }
 
+std::string control_path(const Cluster& cluster) {
+  return cluster.dir.path() + "/control.sock";
+}
+
 // ---- HTTP -------------------------------------------------------------------
 
 std::string HttpResponse::header(std::string_view name) const {
@@ -588,6 +593,152 @@ HttpReadResult http_exchange(std::uint16_t port, std::string_view request, std::
 
 HttpReadResult http_get(std::uint16_t port, std::string_view target) {
   return http_exchange(port, get_request(target), 1);
+}
+
+// ---- the control socket -----------------------------------------------------
+
+ControlClient::ControlClient(const std::string& path, Milliseconds io_timeout)
+    : io_timeout_(io_timeout) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof(address.sun_path)) {
+    error_ = "control socket path '" + path + "' does not fit in sockaddr_un";
+    return;
+  }
+  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  UniqueFd socket(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!socket) {
+    error_ = "socket(AF_UNIX) failed: " + errno_text();
+    return;
+  }
+  // SO_SNDTIMEO bounds connect() too (a full backlog blocks it).
+  timeval timeout = to_timeval(io_timeout_);
+  if (::setsockopt(socket.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout)) != 0) {
+    error_ = "setsockopt(SO_SNDTIMEO) failed: " + errno_text();
+    return;
+  }
+  if (::connect(socket.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
+    error_ = "connect() to " + path + " failed: " + errno_text();
+    return;
+  }
+  socket_ = std::move(socket);
+}
+
+bool ControlClient::send(std::string_view bytes) {
+  if (!socket_) {
+    if (error_.empty()) error_ = "not connected";
+    return false;
+  }
+  while (!bytes.empty()) {
+    ssize_t sent = ::send(socket_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (sent < 0) {
+      if (errno == EINTR) continue;
+      error_ = errno == EAGAIN || errno == EWOULDBLOCK
+                   ? "send() timed out after " + std::to_string(io_timeout_.count()) + " ms"
+                   : "send() failed: " + errno_text();
+      return false;
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(sent));
+  }
+  return true;
+}
+
+bool ControlClient::send_line(std::string_view line) {
+  std::string framed(line);
+  framed += '\n';
+  return send(framed);
+}
+
+bool ControlClient::receive_until(Clock::time_point deadline) {
+  for (;;) {
+    auto remaining = std::chrono::duration_cast<Milliseconds>(deadline - Clock::now()).count();
+    if (remaining <= 0) {
+      error_ = "timed out waiting for the master";
+      return false;
+    }
+    pollfd readable{socket_.get(), POLLIN, 0};
+    int ready = ::poll(&readable, 1, static_cast<int>(remaining));
+    if (ready < 0) {
+      if (errno == EINTR) continue;
+      error_ = "poll() failed: " + errno_text();
+      return false;
+    }
+    if (ready == 0) continue;
+    char buffer[16384];
+    ssize_t received = ::recv(socket_.get(), buffer, sizeof(buffer), MSG_DONTWAIT);
+    if (received > 0) {
+      pending_.append(buffer, static_cast<std::size_t>(received));
+      return true;
+    }
+    if (received == 0 || errno == ECONNRESET) {
+      peer_closed_ = true;
+      return true;
+    }
+    if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+      error_ = "recv() failed: " + errno_text();
+      return false;
+    }
+  }
+}
+
+std::optional<std::string> ControlClient::read_line(Milliseconds timeout) {
+  if (!socket_) {
+    if (error_.empty()) error_ = "not connected";
+    return std::nullopt;
+  }
+  Clock::time_point deadline = Clock::now() + timeout;
+  for (;;) {
+    std::size_t end = pending_.find('\n');
+    if (end != std::string::npos) {
+      std::string line = pending_.substr(0, end);
+      pending_.erase(0, end + 1);
+      return line;
+    }
+    if (peer_closed_) {
+      error_ = "the master closed the connection" +
+               (pending_.empty() ? std::string() : " after a partial line: " + pending_);
+      return std::nullopt;
+    }
+    if (!receive_until(deadline)) {
+      error_ += " (" + std::to_string(timeout.count()) + " ms for a line)";
+      return std::nullopt;
+    }
+  }
+}
+
+std::optional<nlohmann::json> ControlClient::read_json(Milliseconds timeout) {
+  std::optional<std::string> line = read_line(timeout);
+  if (!line) return std::nullopt;
+  nlohmann::json parsed = nlohmann::json::parse(*line, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) {
+    error_ = "the master wrote a line that is not JSON: " + *line;
+    return std::nullopt;
+  }
+  return parsed;
+}
+
+std::optional<nlohmann::json> ControlClient::request(const nlohmann::json& request,
+                                                     Milliseconds timeout) {
+  if (!send_line(request.dump())) return std::nullopt;
+  return read_json(timeout);
+}
+
+bool ControlClient::wait_for_close(Milliseconds timeout) {
+  if (!socket_) return false;
+  Clock::time_point deadline = Clock::now() + timeout;
+  while (!peer_closed_) {
+    if (!receive_until(deadline)) return false;
+  }
+  return true;
+}
+
+std::optional<nlohmann::json> control_request(const std::string& path,
+                                              const nlohmann::json& request, Milliseconds timeout,
+                                              std::string* error) {
+  ControlClient client(path);
+  std::optional<nlohmann::json> reply = client.request(request, timeout);
+  if (!reply && error != nullptr) *error = client.error();
+  return reply;
 }
 
 }  // namespace herd::e2e

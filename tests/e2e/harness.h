@@ -5,6 +5,8 @@
 
 #include <sys/types.h>
 
+#include <nlohmann/json.hpp>
+
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -156,6 +158,9 @@ struct Cluster {
 std::optional<Cluster> start_cluster(std::size_t workers,
                                      const std::vector<std::string>& extra_args = {});
 
+// The control socket start_cluster() gave the master: <dir>/control.sock.
+std::string control_path(const Cluster& cluster);
+
 // ---- HTTP over blocking sockets ---------------------------------------------
 
 struct HttpResponse {
@@ -213,5 +218,54 @@ HttpReadResult http_exchange(std::uint16_t port, std::string_view request, std::
 
 // One GET on a fresh connection.
 HttpReadResult http_get(std::uint16_t port, std::string_view target);
+
+// ---- the control socket -----------------------------------------------------
+
+// One client connection to a master's control socket (AF_UNIX stream,
+// newline-delimited JSON, proto/README.md). connect() and every send are
+// bounded by `io_timeout` (SO_SNDTIMEO); every read takes its own bound.
+class ControlClient {
+ public:
+  explicit ControlClient(const std::string& path, Milliseconds io_timeout = kIoTimeout);
+
+  bool connected() const { return socket_.valid(); }
+  const std::string& error() const { return error_; }
+  // The master has closed its side (EOF or reset), as far as reads have seen.
+  bool peer_closed() const { return peer_closed_; }
+
+  // Writes all of `bytes`; false (and error()) on failure or timeout.
+  bool send(std::string_view bytes);
+  // Writes `line` and a newline.
+  bool send_line(std::string_view line);
+  // The next line the master wrote, without its newline; nullopt (and
+  // error()) on timeout, on close, or on a failed read.
+  std::optional<std::string> read_line(Milliseconds timeout = kIoTimeout);
+  // read_line() parsed as JSON; nullopt (and error()) if it is not JSON.
+  std::optional<nlohmann::json> read_json(Milliseconds timeout = kIoTimeout);
+  // Writes `request` as one line and reads one reply line.
+  std::optional<nlohmann::json> request(const nlohmann::json& request,
+                                        Milliseconds timeout = kIoTimeout);
+  // True once the master closes its side within `timeout`; lines that arrive
+  // first are kept for read_line().
+  bool wait_for_close(Milliseconds timeout);
+
+ private:
+  // Reads what is there, waiting at most until `deadline`; false on timeout
+  // or error (with error_ set), true if bytes arrived or the peer closed.
+  bool receive_until(std::chrono::steady_clock::time_point deadline);
+
+  UniqueFd socket_;
+  Milliseconds io_timeout_;
+  std::string pending_;  // received, not yet returned as a line
+  bool peer_closed_ = false;
+  std::string error_;
+};
+
+// One request on a fresh connection; nullopt (and a reason in `error`, if
+// given) when the master could not be reached or did not answer in time.
+std::optional<nlohmann::json> control_request(const std::string& path,
+                                              const nlohmann::json& request,
+                                              Milliseconds timeout = kIoTimeout,
+                                              std::string* error = nullptr);
 
 }  // namespace herd::e2e

@@ -1,0 +1,524 @@
+#include "master/herdctl_format.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <cstring>  // sigabbrev_np
+#include <ctime>
+#include <string_view>
+
+namespace herd::ctl {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kMissing = "-";
+
+// snprintf into a std::string; every format here is short and fixed.
+template <typename... Args>
+std::string printf_string(const char* format, Args... args) {
+  std::array<char, 64> buffer{};
+  int length = std::snprintf(buffer.data(), buffer.size(), format, args...);
+  if (length < 0) return kMissing;
+  return std::string(buffer.data(),
+                     std::min<std::size_t>(static_cast<std::size_t>(length), buffer.size() - 1));
+}
+
+// The value of `key` when `object` is an object holding a non-null value
+// there; nullptr otherwise.
+const json* field(const json& object, std::string_view key) {
+  if (!object.is_object()) return nullptr;
+  auto found = object.find(key);
+  if (found == object.end() || found->is_null()) return nullptr;
+  return &*found;
+}
+
+std::optional<double> number(const json& object, std::string_view key) {
+  const json* value = field(object, key);
+  if (value == nullptr || !value->is_number()) return std::nullopt;
+  return value->get<double>();
+}
+
+// Integers as the master sent them ("1234"), anything else as "-".
+std::string count_text(const json* value) {
+  if (value == nullptr) return kMissing;
+  if (value->is_number_unsigned()) return std::to_string(value->get<std::uint64_t>());
+  if (value->is_number_integer()) return std::to_string(value->get<std::int64_t>());
+  if (value->is_number_float()) return printf_string("%.0f", value->get<double>());
+  return kMissing;
+}
+
+std::string count_text(const json& object, std::string_view key) {
+  return count_text(field(object, key));
+}
+
+std::string string_text(const json& object, std::string_view key) {
+  const json* value = field(object, key);
+  if (value == nullptr) return kMissing;
+  if (value->is_string()) return value->get<std::string>();
+  return value->dump();
+}
+
+// Applies `format` to the number at `key`, or "-" when there is none.
+template <typename Format>
+std::string unit_text(const json& object, std::string_view key, Format format) {
+  std::optional<double> value = number(object, key);
+  return value ? format(*value) : kMissing;
+}
+
+// A live process always has some memory: 0 means "not sampled yet" (a worker
+// that has not sent its first heartbeat).
+std::string kib_text(const json& object, std::string_view key) {
+  std::optional<double> kib = number(object, key);
+  return kib && *kib > 0 ? format_bytes(*kib * 1024.0) : kMissing;
+}
+
+// An empty histogram reports 0 for every percentile: shown as "-", since no
+// request took 0us.
+std::string latency_text(const json& object, std::string_view percentile) {
+  const json* latency = field(object, "latency_us");
+  if (latency == nullptr || number(object, "requests") == 0.0) return kMissing;
+  return unit_text(*latency, percentile, format_latency_us);
+}
+
+std::string response_text(const json& object, std::string_view class_name) {
+  const json* responses = field(object, "responses");
+  return responses == nullptr ? kMissing : count_text(*responses, class_name);
+}
+
+// "SIGKILL" for 9; the master may also send a name already.
+std::string signal_text(const json& value) {
+  if (value.is_string()) return value.get<std::string>();
+  if (!value.is_number_integer()) return value.dump();
+  int signal = value.get<int>();
+  const char* abbreviation = ::sigabbrev_np(signal);
+  if (abbreviation == nullptr) return std::to_string(signal);
+  return std::string("SIG") + abbreviation;
+}
+
+// "code 1", "signal SIGKILL", or "-" for a slot that never lost a worker.
+std::string exit_text(const json* last_exit) {
+  if (last_exit == nullptr || !last_exit->is_object()) return kMissing;
+  if (const json* signal = field(*last_exit, "signal")) return "signal " + signal_text(*signal);
+  if (field(*last_exit, "code") != nullptr) return "code " + count_text(*last_exit, "code");
+  return kMissing;
+}
+
+// "2025-11-25 07:30:01.123" for a Unix time in milliseconds.
+std::string wall_time_text(std::int64_t unix_ms, TimeZone zone) {
+  std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
+  long millis = static_cast<long>(unix_ms % 1000);
+  if (millis < 0) {
+    millis += 1000;
+    seconds -= 1;
+  }
+  std::tm parts{};
+  bool converted = zone == TimeZone::kUtc ? ::gmtime_r(&seconds, &parts) != nullptr
+                                          : ::localtime_r(&seconds, &parts) != nullptr;
+  if (!converted) return std::to_string(unix_ms);
+  std::array<char, 32> date{};
+  std::strftime(date.data(), date.size(), "%Y-%m-%d %H:%M:%S", &parts);
+  return printf_string("%s.%03ld", date.data(), millis);
+}
+
+const std::vector<json>& workers_of(const json& reply) {
+  static const std::vector<json> kNone;
+  const json* workers = field(reply, "workers");
+  if (workers == nullptr || !workers->is_array()) return kNone;
+  return workers->get_ref<const json::array_t&>();
+}
+
+// Workers by id, so the table reads in spawn order whatever the master sent.
+std::vector<json> sorted_workers(const json& reply) {
+  std::vector<json> workers = workers_of(reply);
+  std::stable_sort(workers.begin(), workers.end(), [](const json& left, const json& right) {
+    return number(left, "id").value_or(0) < number(right, "id").value_or(0);
+  });
+  return workers;
+}
+
+std::string ids_text(const json& ids) {
+  std::string text;
+  for (const json& id : ids) {
+    if (!text.empty()) text += ", ";
+    text += count_text(&id);
+  }
+  return text;
+}
+
+std::string plural(std::size_t count, const char* noun) {
+  return std::to_string(count) + " " + noun + (count == 1 ? "" : "s");
+}
+
+// Lines of "label:  value" with the values in one column.
+std::string render_details(const std::vector<std::pair<std::string, std::string>>& details) {
+  std::size_t width = 0;
+  for (const auto& [label, value] : details) width = std::max(width, label.size() + 1);
+  std::string text;
+  for (const auto& [label, value] : details) {
+    std::string key = label + ":";
+    key.resize(width, ' ');
+    text += key + "  " + value + "\n";
+  }
+  return text;
+}
+
+std::vector<std::pair<std::string, std::string>> traffic_details(const json& object) {
+  return {
+      {"requests", count_text(object, "requests")},
+      {"rps", unit_text(object, "rps", format_rate)},
+      {"responses", "2xx " + response_text(object, "2xx") + "  3xx " +
+                        response_text(object, "3xx") + "  4xx " + response_text(object, "4xx") +
+                        "  5xx " + response_text(object, "5xx")},
+      {"latency", "p50 " + latency_text(object, "p50") + "  p90 " + latency_text(object, "p90") +
+                      "  p99 " + latency_text(object, "p99") + "  max " +
+                      latency_text(object, "max")},
+      {"bytes in", unit_text(object, "bytes_in", format_bytes)},
+      {"bytes out", unit_text(object, "bytes_out", format_bytes)},
+  };
+}
+
+}  // namespace
+
+json make_request(const Request& request) {
+  switch (request.command) {
+    case Command::kPing:
+      return {{"cmd", "ping"}};
+    case Command::kStatus:
+      return {{"cmd", "status"}};
+    case Command::kStats: {
+      json message = {{"cmd", "stats"}};
+      if (request.id) message["id"] = *request.id;
+      return message;
+    }
+    case Command::kRestart:
+      return {{"cmd", "restart"}, {"id", request.id.value_or(0)}};
+    case Command::kReload: {
+      json message = {{"cmd", "reload"}};
+      if (request.wait) message["wait"] = true;
+      return message;
+    }
+    case Command::kScale:
+      return {{"cmd", "scale"}, {"workers", request.workers.value_or(0)}};
+    case Command::kStop:
+      return {{"cmd", "stop"}};
+    case Command::kEvents:
+      return {{"cmd", "events"}};
+  }
+  return {{"cmd", "ping"}};
+}
+
+// ---- human units --------------------------------------------------------------
+
+std::string format_duration_ms(double milliseconds) {
+  if (!(milliseconds > 0)) milliseconds = 0;  // also catches NaN
+  auto seconds = static_cast<std::uint64_t>(milliseconds / 1000.0);
+  constexpr std::uint64_t kMinute = 60, kHour = 60 * kMinute, kDay = 24 * kHour;
+  if (seconds < kMinute) return std::to_string(seconds) + "s";
+  if (seconds < kHour) {
+    return std::to_string(seconds / kMinute) + "m " + std::to_string(seconds % kMinute) + "s";
+  }
+  if (seconds < kDay) {
+    return std::to_string(seconds / kHour) + "h " + std::to_string(seconds % kHour / kMinute) + "m";
+  }
+  return std::to_string(seconds / kDay) + "d " + std::to_string(seconds % kDay / kHour) + "h";
+}
+
+std::string format_bytes(double bytes) {
+  if (!(bytes > 0)) bytes = 0;
+  if (bytes < 1024.0) return printf_string("%.0f B", bytes);
+  static constexpr std::array<const char*, 5> kUnits{"KiB", "MiB", "GiB", "TiB", "PiB"};
+  double value = bytes / 1024.0;
+  std::size_t unit = 0;
+  // Promote before "%.1f" would round up to "1024.0".
+  while (value >= 1023.95 && unit + 1 < kUnits.size()) {
+    value /= 1024.0;
+    ++unit;
+  }
+  return printf_string("%.1f %s", value, kUnits[unit]);
+}
+
+std::string format_latency_us(double microseconds) {
+  if (!(microseconds > 0)) microseconds = 0;
+  if (microseconds < 999.5) return printf_string("%.0fus", microseconds);
+  double milliseconds = microseconds / 1000.0;
+  if (milliseconds < 999.95) return printf_string("%.1fms", milliseconds);
+  return printf_string("%.2fs", milliseconds / 1000.0);
+}
+
+std::string format_percent(double percent) {
+  if (std::isnan(percent)) return kMissing;
+  return printf_string("%.1f%%", percent);
+}
+
+std::string format_rate(double per_second) {
+  if (std::isnan(per_second)) return kMissing;
+  return printf_string("%.1f", per_second);
+}
+
+// ---- tables -------------------------------------------------------------------
+
+std::string render_table(const std::vector<Column>& columns,
+                         const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> widths(columns.size());
+  for (std::size_t column = 0; column < columns.size(); ++column) {
+    widths[column] = columns[column].title.size();
+    for (const auto& row : rows) {
+      if (column < row.size()) widths[column] = std::max(widths[column], row[column].size());
+    }
+  }
+  auto render_line = [&](auto cell_at) {
+    std::string line;
+    for (std::size_t column = 0; column < columns.size(); ++column) {
+      const std::string& cell = cell_at(column);
+      std::string padding(widths[column] - std::min(widths[column], cell.size()), ' ');
+      if (column > 0) line += "  ";
+      line += columns[column].align == Align::kRight ? padding + cell : cell + padding;
+    }
+    line.erase(line.find_last_not_of(' ') + 1);
+    return line + "\n";
+  };
+  static const std::string kEmpty;
+  std::string text =
+      render_line([&](std::size_t column) -> const std::string& { return columns[column].title; });
+  for (const auto& row : rows) {
+    text += render_line([&](std::size_t column) -> const std::string& {
+      return column < row.size() ? row[column] : kEmpty;
+    });
+  }
+  return text;
+}
+
+// ---- replies ------------------------------------------------------------------
+
+std::string format_reply(const Request& request, const json& reply) {
+  switch (request.command) {
+    case Command::kPing:
+      return format_ping(reply);
+    case Command::kStatus:
+      return format_status(reply);
+    case Command::kStats:
+      return format_stats(reply, /*detailed=*/request.id.has_value());
+    case Command::kRestart:
+    case Command::kReload:
+    case Command::kScale:
+    case Command::kStop:
+      return format_action(request.command, reply);
+    case Command::kEvents:
+      break;
+  }
+  return reply.dump() + "\n";
+}
+
+std::string format_ping(const json& reply) {
+  return "herd " + string_text(reply, "version") + " (pid " + count_text(reply, "pid") +
+         ") is alive\n";
+}
+
+std::string format_status(const json& reply) {
+  static const json kNoMaster = json::object();
+  const json* master_field = field(reply, "master");
+  const json& master = master_field != nullptr ? *master_field : kNoMaster;
+  std::vector<json> workers = sorted_workers(reply);
+  std::size_t ready = std::count_if(workers.begin(), workers.end(), [](const json& worker) {
+    const json* state = field(worker, "state");
+    return state != nullptr && *state == "ready";
+  });
+
+  std::string text =
+      "herd " + string_text(master, "version") + "  pid " + count_text(master, "pid") + "  " +
+      string_text(master, "state") + "  listen " + string_text(master, "listen") + "  up " +
+      unit_text(master, "uptime_ms", format_duration_ms) + "  workers " + std::to_string(ready) +
+      "/" + count_text(master, "workers_target") + " ready  pending " +
+      count_text(master, "pending") + "  connections " + count_text(master, "connections_total") +
+      "  restarts " + count_text(master, "restarts_total") + "\n";
+  if (workers.empty()) return text + "no workers\n";
+
+  static const std::vector<Column> kColumns{
+      {"id", Align::kRight},       {"slot", Align::kRight},   {"pid", Align::kRight},
+      {"state", Align::kLeft},     {"uptime", Align::kRight}, {"restarts", Align::kRight},
+      {"requests", Align::kRight}, {"rps", Align::kRight},    {"p99", Align::kRight},
+      {"rss", Align::kRight},      {"cpu", Align::kRight},
+  };
+  std::vector<std::vector<std::string>> rows;
+  for (const json& worker : workers) {
+    rows.push_back({
+        count_text(worker, "id"),
+        count_text(worker, "slot"),
+        count_text(worker, "pid"),
+        string_text(worker, "state"),
+        unit_text(worker, "uptime_ms", format_duration_ms),
+        count_text(worker, "restarts"),
+        count_text(worker, "requests"),
+        unit_text(worker, "rps", format_rate),
+        latency_text(worker, "p99"),
+        kib_text(worker, "rss_kb"),
+        unit_text(worker, "cpu_pct", format_percent),
+    });
+  }
+  return text + render_table(kColumns, rows);
+}
+
+std::string format_stats(const json& reply, bool detailed) {
+  static const json kNoTotal = json::object();
+  const json* total_field = field(reply, "total");
+  const json& total = total_field != nullptr ? *total_field : kNoTotal;
+  std::vector<json> workers = sorted_workers(reply);
+  if (detailed && workers.size() == 1) return format_worker_detail(workers.front());
+  if (detailed) {
+    // The worker has gone; what it served still counts in `total`.
+    return "not running\n" + render_details(traffic_details(total));
+  }
+
+  static const std::vector<Column> kColumns{
+      {"id", Align::kRight},   {"slot", Align::kRight},     {"pid", Align::kRight},
+      {"state", Align::kLeft}, {"requests", Align::kRight}, {"rps", Align::kRight},
+      {"2xx", Align::kRight},  {"3xx", Align::kRight},      {"4xx", Align::kRight},
+      {"5xx", Align::kRight},  {"in", Align::kRight},       {"out", Align::kRight},
+      {"p50", Align::kRight},  {"p90", Align::kRight},      {"p99", Align::kRight},
+      {"max", Align::kRight},
+  };
+  auto traffic_cells = [](const json& object) {
+    return std::vector<std::string>{
+        count_text(object, "requests"),
+        unit_text(object, "rps", format_rate),
+        response_text(object, "2xx"),
+        response_text(object, "3xx"),
+        response_text(object, "4xx"),
+        response_text(object, "5xx"),
+        unit_text(object, "bytes_in", format_bytes),
+        unit_text(object, "bytes_out", format_bytes),
+        latency_text(object, "p50"),
+        latency_text(object, "p90"),
+        latency_text(object, "p99"),
+        latency_text(object, "max"),
+    };
+  };
+  std::vector<std::vector<std::string>> rows;
+  for (const json& worker : workers) {
+    std::vector<std::string> row{count_text(worker, "id"), count_text(worker, "slot"),
+                                 count_text(worker, "pid"), string_text(worker, "state")};
+    std::vector<std::string> traffic = traffic_cells(worker);
+    row.insert(row.end(), traffic.begin(), traffic.end());
+    rows.push_back(std::move(row));
+  }
+  // The total includes workers that have exited, so it may exceed the rows' sum.
+  std::vector<std::string> total_row{"total", "", "", ""};
+  std::vector<std::string> traffic = traffic_cells(total);
+  total_row.insert(total_row.end(), traffic.begin(), traffic.end());
+  rows.push_back(std::move(total_row));
+  return render_table(kColumns, rows);
+}
+
+std::string format_worker_detail(const json& worker, TimeZone zone) {
+  std::string started = kMissing;
+  if (const json* started_at = field(worker, "started_at"); started_at && started_at->is_number()) {
+    started = wall_time_text(started_at->get<std::int64_t>(), zone);
+  }
+  std::string heartbeat = unit_text(worker, "last_heartbeat_ms", [](double ms) {
+    return (ms < 1000 ? printf_string("%.0fms", ms) : format_duration_ms(ms)) + " ago";
+  });
+  std::vector<std::pair<std::string, std::string>> details{
+      {"id", count_text(worker, "id")},
+      {"slot", count_text(worker, "slot")},
+      {"pid", count_text(worker, "pid")},
+      {"state", string_text(worker, "state")},
+      {"started at", started},
+      {"uptime", unit_text(worker, "uptime_ms", format_duration_ms)},
+      {"restarts", count_text(worker, "restarts")},
+      {"last exit", exit_text(field(worker, "last_exit"))},
+      {"connections", count_text(worker, "connections")},
+      {"active connections", count_text(worker, "active_connections")},
+  };
+  std::vector<std::pair<std::string, std::string>> traffic = traffic_details(worker);
+  details.insert(details.end(), traffic.begin(), traffic.end());
+  details.insert(details.end(), {
+                                    {"rss", kib_text(worker, "rss_kb")},
+                                    {"cpu", unit_text(worker, "cpu_pct", format_percent)},
+                                    {"last heartbeat", heartbeat},
+                                });
+  return render_details(details);
+}
+
+std::string format_action(Command command, const json& reply) {
+  switch (command) {
+    case Command::kRestart:
+      return "restarting worker " + count_text(reply, "restarting") +
+             ": its replacement takes over once ready\n";
+    case Command::kReload: {
+      if (const json* reloaded = field(reply, "reloaded"); reloaded && reloaded->is_array()) {
+        return "reloaded " + plural(reloaded->size(), "worker") +
+               (reloaded->empty() ? "" : " (replaced ids " + ids_text(*reloaded) + ")") + "\n";
+      }
+      const json* reloading = field(reply, "reloading");
+      if (reloading == nullptr || !reloading->is_array()) return "reloading\n";
+      if (reloading->empty()) return "nothing to reload\n";
+      return "reloading " + plural(reloading->size(), "worker") + " one slot at a time (ids " +
+             ids_text(*reloading) + ")\n";
+    }
+    case Command::kScale: {
+      std::string target = count_text(reply, "workers_target");
+      std::string previous = count_text(reply, "previous");
+      if (target == previous) return "already at " + target + " workers\n";
+      return "scaling from " + previous + " to " + target + " workers\n";
+    }
+    case Command::kStop:
+      return "herd is stopping: workers finish their requests, then the master exits\n";
+    default:
+      break;
+  }
+  return reply.dump() + "\n";
+}
+
+std::string format_event(const json& event, TimeZone zone) {
+  std::string time = kMissing;
+  if (const json* unix_ms = field(event, "time"); unix_ms && unix_ms->is_number()) {
+    time = wall_time_text(unix_ms->get<std::int64_t>(), zone);
+  }
+  std::string name = string_text(event, "event");
+  if (name.size() < 7) name.resize(7, ' ');
+  std::string line = time + "  " + name;
+
+  // Identity first, in a fixed order, then whatever else the event carries.
+  static constexpr std::array<std::string_view, 8> kLeading{
+      "id", "slot", "pid", "phase", "code", "signal", "workers_target", "previous"};
+  auto append = [&line](std::string_view key, const json& value) {
+    std::string text;
+    if (key == "signal") {
+      text = signal_text(value);
+    } else if (value.is_string()) {
+      text = value.get<std::string>();
+      if (text.empty() || text.find_first_of(" \t\"=") != std::string::npos) text = value.dump();
+    } else {
+      text = value.dump();
+    }
+    line += " ";
+    line += key;
+    line += "=" + text;
+  };
+  for (std::string_view key : kLeading) {
+    if (const json* value = field(event, key)) {
+      append(key, *value);
+    }
+  }
+  if (event.is_object()) {
+    for (const auto& [key, value] : event.items()) {
+      if (key == "event" || key == "time" || value.is_null()) continue;
+      if (std::find(kLeading.begin(), kLeading.end(), key) != kLeading.end()) continue;
+      append(key, value);
+    }
+  }
+  line.erase(line.find_last_not_of(' ') + 1);
+  return line + "\n";
+}
+
+std::string reply_error(const json& reply) {
+  if (!reply.is_object()) return "unexpected reply from the master: " + reply.dump();
+  if (const json* error = field(reply, "error"); error && error->is_string()) {
+    return error->get<std::string>();
+  }
+  return "the master refused the request without saying why: " + reply.dump();
+}
+
+}  // namespace herd::ctl

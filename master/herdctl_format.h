@@ -1,0 +1,87 @@
+// herdctl's pure half: builds control-socket requests and turns the master's
+// JSON replies and events into human text. No I/O and no clock reads, so the
+// tests feed it sample replies directly. Missing, null or mistyped fields
+// render as "-" instead of failing: the master's replies may grow or lag.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace herd::ctl {
+
+enum class Command { kPing, kStatus, kStats, kRestart, kReload, kScale, kStop, kEvents };
+
+// What the command line asked for.
+struct Request {
+  Command command = Command::kPing;
+  std::optional<std::uint64_t> id;       // stats (optional), restart (required)
+  std::optional<std::uint64_t> workers;  // scale
+  bool wait = false;                     // reload --wait
+};
+
+// The request object, e.g. {"cmd":"scale","workers":3}.
+nlohmann::json make_request(const Request& request);
+
+// ---- human units --------------------------------------------------------------
+
+// "0s", "3s", "5m 2s", "2h 3m", "1d 4h".
+std::string format_duration_ms(double milliseconds);
+// "512 B", "1.5 KiB", "12.3 MiB", "2.0 GiB".
+std::string format_bytes(double bytes);
+// "850us", "1.2ms", "2.50s".
+std::string format_latency_us(double microseconds);
+// "3.5%".
+std::string format_percent(double percent);
+// "1234.5".
+std::string format_rate(double per_second);
+
+// ---- tables -------------------------------------------------------------------
+
+enum class Align { kLeft, kRight };
+
+struct Column {
+  std::string title;
+  Align align = Align::kLeft;
+};
+
+// Columns padded to their widest cell and separated by two spaces, header
+// first, no trailing blanks; every line ends with '\n'. A row shorter than
+// `columns` is padded with empty cells.
+std::string render_table(const std::vector<Column>& columns,
+                         const std::vector<std::vector<std::string>>& rows);
+
+// ---- replies ------------------------------------------------------------------
+
+// How event times are shown; the tests pin kUtc.
+enum class TimeZone { kLocal, kUtc };
+
+// The text printed for a successful (`ok:true`) reply to `request`, ending
+// with '\n'. The events stream is not handled here: see format_event().
+std::string format_reply(const Request& request, const nlohmann::json& reply);
+
+// "herd 0.1.0 (pid 4043) is alive".
+std::string format_ping(const nlohmann::json& reply);
+// A summary line about the master, then the worker table.
+std::string format_status(const nlohmann::json& reply);
+// The traffic table with a total row. With `detailed` (stats ID), a key: value
+// view of the one worker instead; with an id, `total` repeats that worker's
+// own counters, so it is shown only when the worker is no longer listed.
+std::string format_stats(const nlohmann::json& reply, bool detailed);
+// key: value lines about one worker object.
+std::string format_worker_detail(const nlohmann::json& worker, TimeZone zone = TimeZone::kLocal);
+// One line for restart, reload, scale and stop.
+std::string format_action(Command command, const nlohmann::json& reply);
+
+// One line per event: "2025-11-25 07:30:01.123  exit    id=3 slot=0 pid=4045 code=1",
+// ending with '\n'.
+std::string format_event(const nlohmann::json& event, TimeZone zone = TimeZone::kLocal);
+
+// The `error` of an ok:false reply, or a description of what is wrong with
+// the reply when it has none.
+std::string reply_error(const nlohmann::json& reply);
+
+}  // namespace herd::ctl

@@ -1,0 +1,695 @@
+// End-to-end: the real herdctl binary, run as a child process against a fake
+// master (canned replies, to pin exit codes and framing) and against the real
+// herd master on 127.0.0.1 with an ephemeral port.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/e2e/harness.h"
+
+extern char** environ;
+
+namespace herd::e2e {
+namespace {
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kHerdctlPath = HERD_BIN_DIR "/herdctl";
+constexpr Milliseconds kRunTimeout{15000};
+
+// ---- running herdctl --------------------------------------------------------
+
+struct RunResult {
+  int exit_code = -1;  // -1 unless it exited normally
+  std::string out;
+  std::string err;
+  std::string error;  // why it could not be run or waited for
+
+  std::vector<std::string> out_lines() const {
+    std::vector<std::string> lines;
+    std::istringstream stream(out);
+    for (std::string line; std::getline(stream, line);) lines.push_back(line);
+    return lines;
+  }
+};
+
+std::ostream& operator<<(std::ostream& stream, const RunResult& result) {
+  return stream << "exit " << result.exit_code << "\n--- stdout ---\n"
+                << result.out << "--- stderr ---\n"
+                << result.err << (result.error.empty() ? "" : "--- error ---\n" + result.error);
+}
+
+// Runs herdctl with `args`, stdout and stderr captured apart, in the test's
+// environment minus HERD_* and XDG_RUNTIME_DIR, plus `env` ("NAME=value").
+// SIGKILLed if it runs past `timeout`.
+RunResult run_herdctl(const std::vector<std::string>& args,
+                      const std::vector<std::string>& env = {},
+                      Milliseconds timeout = kRunTimeout) {
+  RunResult result;
+  std::array<int, 2> out_pipe{};
+  std::array<int, 2> err_pipe{};
+  if (::pipe2(out_pipe.data(), O_CLOEXEC) != 0) {
+    result.error = std::string("pipe2() failed: ") + std::strerror(errno);
+    return result;
+  }
+  UniqueFd out_read(out_pipe[0]), out_write(out_pipe[1]);
+  if (::pipe2(err_pipe.data(), O_CLOEXEC) != 0) {
+    result.error = std::string("pipe2() failed: ") + std::strerror(errno);
+    return result;
+  }
+  UniqueFd err_read(err_pipe[0]), err_write(err_pipe[1]);
+
+  // Built before fork(): the test process has threads, so the child may only
+  // make async-signal-safe calls.
+  std::vector<std::string> argv_strings{kHerdctlPath};
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  std::vector<std::string> env_strings;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    if (std::strncmp(*entry, "HERD_", 5) == 0) continue;
+    if (std::strncmp(*entry, "XDG_RUNTIME_DIR=", 16) == 0) continue;
+    env_strings.emplace_back(*entry);
+  }
+  env_strings.insert(env_strings.end(), env.begin(), env.end());
+  auto pointers = [](std::vector<std::string>& strings) {
+    std::vector<char*> list;
+    for (std::string& text : strings) list.push_back(text.data());
+    list.push_back(nullptr);
+    return list;
+  };
+  std::vector<char*> argv = pointers(argv_strings);
+  std::vector<char*> envp = pointers(env_strings);
+
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    result.error = std::string("fork() failed: ") + std::strerror(errno);
+    return result;
+  }
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null >= 0) ::dup2(null, STDIN_FILENO);
+    ::dup2(out_write.get(), STDOUT_FILENO);
+    ::dup2(err_write.get(), STDERR_FILENO);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execve(argv[0], argv.data(), envp.data());
+    ::_exit(127);
+  }
+  out_write.reset();
+  err_write.reset();
+
+  Clock::time_point deadline = Clock::now() + timeout;
+  std::array<pollfd, 2> fds{{{out_read.get(), POLLIN, 0}, {err_read.get(), POLLIN, 0}}};
+  std::array<std::string*, 2> sinks{&result.out, &result.err};
+  bool timed_out = false;
+  while (fds[0].fd >= 0 || fds[1].fd >= 0) {
+    auto left = std::chrono::duration_cast<Milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) {
+      timed_out = true;
+      break;
+    }
+    int ready = ::poll(fds.data(), fds.size(), static_cast<int>(left));
+    if (ready < 0 && errno != EINTR) break;
+    for (std::size_t index = 0; index < fds.size(); ++index) {
+      if (fds[index].fd < 0 || fds[index].revents == 0) continue;
+      char buffer[4096];
+      ssize_t count = ::read(fds[index].fd, buffer, sizeof(buffer));
+      if (count > 0) {
+        sinks[index]->append(buffer, static_cast<std::size_t>(count));
+      } else if (count == 0 || errno != EINTR) {
+        fds[index].fd = -1;  // EOF; the UniqueFd still owns it
+      }
+    }
+  }
+  if (timed_out) {
+    ::kill(pid, SIGKILL);
+    result.error = "herdctl ran longer than " + std::to_string(timeout.count()) + " ms";
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  return result;
+}
+
+// Runs `herdctl -s <socket> <args>`.
+RunResult herdctl(const std::string& socket, std::vector<std::string> args) {
+  args.insert(args.begin(), {"-s", socket});
+  return run_herdctl(args);
+}
+
+std::string control_socket(const Cluster& cluster) {
+  return cluster.dir.path() + "/control.sock";
+}
+
+// Polls `status --json` until `predicate` holds on the reply (bounded).
+bool wait_for_status(const std::string& socket, const std::function<bool(const json&)>& predicate,
+                     Milliseconds timeout = kStartTimeout) {
+  Clock::time_point deadline = Clock::now() + timeout;
+  for (;;) {
+    RunResult result = herdctl(socket, {"status", "--json"});
+    json reply = json::parse(result.out, nullptr, false);
+    if (result.exit_code == 0 && reply.is_object() && predicate(reply)) return true;
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(Milliseconds{100});
+  }
+}
+
+std::size_t ready_workers(const json& status) {
+  std::size_t ready = 0;
+  for (const json& worker : status.value("workers", json::array())) {
+    if (worker.value("state", "") == "ready") ++ready;
+  }
+  return ready;
+}
+
+std::vector<std::string> fast_supervision() {
+  return {"--heartbeat-interval", "200", "--heartbeat-timeout", "3000", "--kill-timeout", "2000"};
+}
+
+// ---- a fake master ----------------------------------------------------------
+
+// What the fake master does with one request line.
+struct FakeReply {
+  std::vector<std::string> lines;  // written, each followed by '\n'
+  bool close = true;               // close the connection afterwards
+};
+
+// Listens on <tempdir>/control.sock (or `socket_name` in it) and answers each
+// request line with `respond`. Records every request line it read.
+class FakeMaster {
+ public:
+  explicit FakeMaster(std::function<FakeReply(const std::string&)> respond,
+                      const std::string& socket_name = "control.sock")
+      : respond_(std::move(respond)), path_(dir_.path() + "/" + socket_name) {
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::memcpy(address.sun_path, path_.data(), path_.size());
+    listener_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    int fds[2];
+    if (!listener_ ||
+        ::bind(listener_.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+        ::listen(listener_.get(), 8) != 0 || ::pipe2(fds, O_CLOEXEC) != 0) {
+      ADD_FAILURE() << "fake master at " << path_ << ": " << std::strerror(errno);
+      return;
+    }
+    stop_read_.reset(fds[0]);
+    stop_write_.reset(fds[1]);
+    thread_ = std::thread([this] { serve(); });
+  }
+
+  ~FakeMaster() {
+    if (!thread_.joinable()) return;
+    char byte = 1;
+    ssize_t ignored = ::write(stop_write_.get(), &byte, 1);
+    (void)ignored;
+    thread_.join();
+  }
+
+  const std::string& path() const { return path_; }
+  const std::string& dir() const { return dir_.path(); }
+
+  std::vector<std::string> requests() const {
+    std::lock_guard lock(mutex_);
+    return requests_;
+  }
+
+ private:
+  // Waits for `fd` to be readable; false once the destructor asks to stop.
+  bool wait_readable(int fd) {
+    std::array<pollfd, 2> fds{{{fd, POLLIN, 0}, {stop_read_.get(), POLLIN, 0}}};
+    while (::poll(fds.data(), fds.size(), -1) < 0) {
+      if (errno != EINTR) return false;
+    }
+    return fds[1].revents == 0;
+  }
+
+  void serve() {
+    while (wait_readable(listener_.get())) {
+      UniqueFd client(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (client) serve_client(client);
+    }
+  }
+
+  void serve_client(const UniqueFd& client) {
+    std::string pending;
+    while (wait_readable(client.get())) {
+      char buffer[4096];
+      ssize_t count = ::recv(client.get(), buffer, sizeof(buffer), 0);
+      if (count <= 0) return;
+      pending.append(buffer, static_cast<std::size_t>(count));
+      for (std::size_t newline; (newline = pending.find('\n')) != std::string::npos;) {
+        std::string line = pending.substr(0, newline);
+        pending.erase(0, newline + 1);
+        {
+          std::lock_guard lock(mutex_);
+          requests_.push_back(line);
+        }
+        FakeReply reply = respond_(line);
+        for (const std::string& out : reply.lines) {
+          std::string bytes = out + "\n";
+          if (::send(client.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL) < 0) return;
+        }
+        if (reply.close) return;
+      }
+    }
+  }
+
+  std::function<FakeReply(const std::string&)> respond_;
+  TempDir dir_;
+  std::string path_;
+  UniqueFd listener_;
+  UniqueFd stop_read_;
+  UniqueFd stop_write_;
+  mutable std::mutex mutex_;
+  std::vector<std::string> requests_;
+  std::thread thread_;
+};
+
+FakeReply reply_with(std::string line) {
+  return FakeReply{{std::move(line)}, true};
+}
+
+// ---- the command line alone -------------------------------------------------
+
+TEST(HerdctlCli, HelpExitsZero) {
+  RunResult result = run_herdctl({"--help"});
+  EXPECT_EQ(result.exit_code, 0) << result;
+  EXPECT_NE(result.out.find("Usage: herdctl"), std::string::npos) << result;
+  EXPECT_NE(result.out.find("scale"), std::string::npos) << result;
+}
+
+TEST(HerdctlCli, NoSubcommandIsAUsageError) {
+  RunResult result = run_herdctl({});
+  EXPECT_EQ(result.exit_code, 2) << result;
+  EXPECT_TRUE(result.out.empty()) << result;
+  EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result;
+  EXPECT_EQ(result.err.rfind("herdctl: ", 0), 0u) << result;
+}
+
+TEST(HerdctlCli, ScaleWithANonNumberIsAUsageError) {
+  RunResult result = run_herdctl({"scale", "notanumber"});
+  EXPECT_EQ(result.exit_code, 2) << result;
+  EXPECT_NE(result.err.find("notanumber"), std::string::npos) << result;
+}
+
+TEST(HerdctlCli, NegativeIdIsAUsageError) {
+  RunResult result = run_herdctl({"restart", "-1"});
+  EXPECT_EQ(result.exit_code, 2) << result;
+}
+
+TEST(HerdctlCli, SocketAndPortTogetherAreAUsageError) {
+  RunResult result = run_herdctl({"-s", "/tmp/x.sock", "-p", "3000", "ping"});
+  EXPECT_EQ(result.exit_code, 2) << result;
+}
+
+TEST(HerdctlCli, NoMasterAtThePathExitsTwo) {
+  TempDir dir;
+  std::string path = dir.path() + "/nobody.sock";
+  RunResult result = run_herdctl({"-s", path, "ping"});
+  EXPECT_EQ(result.exit_code, 2) << result;
+  EXPECT_EQ(result.err, "herdctl: cannot connect to " + path +
+                            ": No such file or directory (is herd running? use -s or -p)\n")
+      << result;
+}
+
+TEST(HerdctlCli, PortNamesTheSocketInXdgRuntimeDir) {
+  TempDir dir;
+  RunResult result = run_herdctl({"-p", "4321", "ping"}, {"XDG_RUNTIME_DIR=" + dir.path()});
+  EXPECT_EQ(result.exit_code, 2) << result;
+  EXPECT_NE(result.err.find(dir.path() + "/herd-4321.sock"), std::string::npos) << result;
+}
+
+TEST(HerdctlCli, DefaultSocketIsPort3000InTmp) {
+  RunResult result = run_herdctl({"ping", "--timeout", "1"});
+  // A herd may really run on this machine; only the path matters here.
+  if (result.exit_code == 2) {
+    EXPECT_NE(result.err.find("/tmp/herd-3000.sock"), std::string::npos) << result;
+  }
+}
+
+// ---- against a fake master --------------------------------------------------
+
+TEST(HerdctlFake, PingSendsOneRequestLineAndPrintsTheAnswer) {
+  FakeMaster master(
+      [](const std::string&) { return reply_with(R"({"ok":true,"pid":4043,"version":"0.1.0"})"); });
+
+  RunResult result = herdctl(master.path(), {"ping"});
+
+  EXPECT_EQ(result.exit_code, 0) << result;
+  EXPECT_EQ(result.out, "herd 0.1.0 (pid 4043) is alive\n") << result;
+  EXPECT_TRUE(result.err.empty()) << result;
+  EXPECT_EQ(master.requests(), std::vector<std::string>{R"({"cmd":"ping"})"});
+}
+
+TEST(HerdctlFake, ArgumentsTravelBesideCmd) {
+  FakeMaster master([](const std::string&) { return reply_with(R"({"ok":true})"); });
+
+  EXPECT_EQ(herdctl(master.path(), {"scale", "3"}).exit_code, 0);
+  EXPECT_EQ(herdctl(master.path(), {"restart", "7"}).exit_code, 0);
+  EXPECT_EQ(herdctl(master.path(), {"stats", "5"}).exit_code, 0);
+  EXPECT_EQ(herdctl(master.path(), {"reload", "--wait"}).exit_code, 0);
+
+  std::vector<std::string> requests = master.requests();
+  ASSERT_EQ(requests.size(), 4u);
+  EXPECT_EQ(json::parse(requests[0]), json({{"cmd", "scale"}, {"workers", 3}}));
+  EXPECT_EQ(json::parse(requests[1]), json({{"cmd", "restart"}, {"id", 7}}));
+  EXPECT_EQ(json::parse(requests[2]), json({{"cmd", "stats"}, {"id", 5}}));
+  EXPECT_EQ(json::parse(requests[3]), json({{"cmd", "reload"}, {"wait", true}}));
+}
+
+TEST(HerdctlFake, JsonPrintsTheReplyLineUnchanged) {
+  const std::string line = R"({"ok":true,  "pid":4043,"version":"0.1.0","extra":[1,2]})";
+  FakeMaster master([&](const std::string&) { return reply_with(line); });
+
+  RunResult result = herdctl(master.path(), {"ping", "--json"});
+
+  EXPECT_EQ(result.exit_code, 0) << result;
+  EXPECT_EQ(result.out, line + "\n") << result;
+}
+
+TEST(HerdctlFake, RefusalExitsOneWithTheErrorOnStderr) {
+  FakeMaster master([](const std::string&) {
+    return reply_with(R"({"ok":false,"error":"no worker with id 99"})");
+  });
+
+  RunResult result = herdctl(master.path(), {"restart", "99"});
+
+  EXPECT_EQ(result.exit_code, 1) << result;
+  EXPECT_TRUE(result.out.empty()) << result;
+  EXPECT_EQ(result.err, "herdctl: no worker with id 99\n") << result;
+}
+
+TEST(HerdctlFake, NoReplyWithinTheTimeoutExitsTwo) {
+  FakeMaster master([](const std::string&) { return FakeReply{{}, false}; });
+
+  Clock::time_point start = Clock::now();
+  RunResult result = herdctl(master.path(), {"--timeout", "0.3", "status"});
+
+  EXPECT_EQ(result.exit_code, 2) << result;
+  EXPECT_NE(result.err.find("no reply"), std::string::npos) << result;
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
+}
+
+TEST(HerdctlFake, CloseWithoutReplyExitsTwo) {
+  FakeMaster master([](const std::string&) { return FakeReply{{}, true}; });
+
+  RunResult result = herdctl(master.path(), {"status"});
+
+  EXPECT_EQ(result.exit_code, 2) << result;
+  EXPECT_NE(result.err.find("closed the connection"), std::string::npos) << result;
+}
+
+TEST(HerdctlFake, ReplyThatIsNotJsonExitsTwo) {
+  FakeMaster master([](const std::string&) { return reply_with("hello?"); });
+
+  RunResult result = herdctl(master.path(), {"status"});
+
+  EXPECT_EQ(result.exit_code, 2) << result;
+  EXPECT_EQ(result.err, "herdctl: unexpected reply from the master: hello?\n") << result;
+}
+
+TEST(HerdctlFake, HerdControlEnvironmentNamesTheSocket) {
+  FakeMaster master(
+      [](const std::string&) { return reply_with(R"({"ok":true,"pid":1,"version":"0.1.0"})"); });
+
+  RunResult result = run_herdctl({"ping"}, {"HERD_CONTROL=" + master.path()});
+
+  EXPECT_EQ(result.exit_code, 0) << result;
+}
+
+TEST(HerdctlFake, PortSocketIsFoundInXdgRuntimeDir) {
+  FakeMaster master(
+      [](const std::string&) { return reply_with(R"({"ok":true,"pid":1,"version":"0.1.0"})"); },
+      "herd-4321.sock");
+
+  RunResult result = run_herdctl({"-p", "4321", "ping"}, {"XDG_RUNTIME_DIR=" + master.dir()});
+
+  EXPECT_EQ(result.exit_code, 0) << result;
+}
+
+TEST(HerdctlFake, EventsPrintsEachEventUntilTheMasterCloses) {
+  FakeMaster master([](const std::string&) {
+    return FakeReply{{R"({"ok":true,"events":true})",
+                      R"({"event":"spawn","time":1764055801123,"id":4,"slot":0,"pid":4050})",
+                      R"({"event":"stop","time":1764055802000})"},
+                     true};
+  });
+
+  RunResult result = run_herdctl({"-s", master.path(), "events"}, {"TZ=UTC"});
+
+  EXPECT_EQ(result.exit_code, 0) << result;
+  EXPECT_EQ(result.out,
+            "2025-11-25 07:30:01.123  spawn   id=4 slot=0 pid=4050\n"
+            "2025-11-25 07:30:02.000  stop\n")
+      << result;
+}
+
+TEST(HerdctlFake, EventsJsonPrintsOnlyTheEventLines) {
+  FakeMaster master([](const std::string&) {
+    return FakeReply{{R"({"ok":true,"events":true})", R"({"event":"stop","time":1})"}, true};
+  });
+
+  RunResult result = herdctl(master.path(), {"events", "--json"});
+
+  EXPECT_EQ(result.exit_code, 0) << result;
+  EXPECT_EQ(result.out, "{\"event\":\"stop\",\"time\":1}\n") << result;
+}
+
+TEST(HerdctlFake, EventsEndsWithExitZeroOnSigint) {
+  FakeMaster master([](const std::string&) {
+    return FakeReply{{R"({"ok":true,"events":true})",
+                      R"({"event":"scale","time":1,"workers_target":3,"previous":2})"},
+                     false};
+  });
+  HerdProcess events({"-s", master.path(), "events"}, kHerdctlPath);
+  ASSERT_GT(events.pid(), 0) << events.start_error();
+  ASSERT_TRUE(events.wait_for_line(std::regex("scale +workers_target=3 previous=2")))
+      << events.output();
+
+  events.send_signal(SIGINT);
+  std::optional<int> status = events.wait_exit(kIoTimeout);
+
+  ASSERT_TRUE(status) << "herdctl events ignored SIGINT";
+  EXPECT_TRUE(WIFEXITED(*status)) << "status " << *status;
+  EXPECT_EQ(WEXITSTATUS(*status), 0);
+}
+
+// ---- against the real master ------------------------------------------------
+
+TEST(Herdctl, PingPrintsTheMastersPid) {
+  std::optional<Cluster> cluster = start_cluster(2, fast_supervision());
+  ASSERT_TRUE(cluster);
+
+  RunResult result = herdctl(control_socket(*cluster), {"ping"});
+
+  EXPECT_EQ(result.exit_code, 0) << result;
+  EXPECT_EQ(result.out,
+            "herd " HERD_VERSION " (pid " + std::to_string(cluster->herd->pid()) + ") is alive\n")
+      << result;
+}
+
+TEST(Herdctl, StatusJsonListsTheWorkers) {
+  std::optional<Cluster> cluster = start_cluster(2, fast_supervision());
+  ASSERT_TRUE(cluster);
+
+  RunResult result = herdctl(control_socket(*cluster), {"status", "--json"});
+
+  ASSERT_EQ(result.exit_code, 0) << result;
+  ASSERT_EQ(result.out_lines().size(), 1u) << result;
+  json reply = json::parse(result.out, nullptr, false);
+  ASSERT_TRUE(reply.is_object()) << result;
+  EXPECT_EQ(reply.value("ok", false), true);
+  EXPECT_EQ(reply["master"].value("pid", 0), cluster->herd->pid());
+  EXPECT_EQ(reply["master"].value("workers_target", 0), 2);
+  ASSERT_TRUE(reply["workers"].is_array());
+  EXPECT_EQ(reply["workers"].size(), 2u);
+}
+
+TEST(Herdctl, StatusTableHasAHeaderAndOneRowPerWorker) {
+  std::optional<Cluster> cluster = start_cluster(3, fast_supervision());
+  ASSERT_TRUE(cluster);
+  ASSERT_TRUE(wait_for_status(control_socket(*cluster),
+                              [](const json& status) { return ready_workers(status) == 3; }));
+
+  RunResult result = herdctl(control_socket(*cluster), {"status"});
+
+  ASSERT_EQ(result.exit_code, 0) << result;
+  std::vector<std::string> lines = result.out_lines();
+  ASSERT_EQ(lines.size(), 5u) << result;
+  EXPECT_NE(lines[0].find("pid " + std::to_string(cluster->herd->pid())), std::string::npos)
+      << result;
+  EXPECT_NE(lines[0].find("listen 127.0.0.1:" + std::to_string(cluster->port)), std::string::npos)
+      << result;
+  EXPECT_TRUE(std::regex_search(lines[1], std::regex(R"(^id +slot +pid +state +uptime)")))
+      << result;
+  for (std::size_t row = 2; row < lines.size(); ++row) {
+    EXPECT_TRUE(std::regex_search(lines[row], std::regex(R"(^ *\d+ +\d +\d+ +ready +\d+s )")))
+        << lines[row];
+  }
+}
+
+TEST(Herdctl, StatsCountsTheRequestsServed) {
+  std::optional<Cluster> cluster = start_cluster(2, fast_supervision());
+  ASSERT_TRUE(cluster);
+  for (int request = 0; request < 10; ++request) {
+    ASSERT_TRUE(http_get(cluster->port, "/").ok());
+  }
+  ASSERT_TRUE(http_get(cluster->port, "/missing").ok());
+
+  // The counts arrive with the workers' heartbeats.
+  json reply;
+  bool counted = wait_until(
+      [&] {
+        RunResult result = herdctl(control_socket(*cluster), {"stats", "--json"});
+        reply = json::parse(result.out, nullptr, false);
+        return reply.is_object() && reply.value("/total/requests"_json_pointer, 0) >= 11;
+      },
+      kStartTimeout);
+  ASSERT_TRUE(counted) << reply.dump();
+  EXPECT_EQ(reply.value("/total/responses/2xx"_json_pointer, 0), 10) << reply.dump();
+  EXPECT_EQ(reply.value("/total/responses/4xx"_json_pointer, 0), 1) << reply.dump();
+
+  RunResult table = herdctl(control_socket(*cluster), {"stats"});
+  ASSERT_EQ(table.exit_code, 0) << table;
+  std::vector<std::string> lines = table.out_lines();
+  ASSERT_EQ(lines.size(), 4u) << table;  // header, two workers, total
+  EXPECT_TRUE(std::regex_search(lines.back(), std::regex(R"(^total +11 +[\d.]+ +10 +0 +1 +0 )")))
+      << table;
+}
+
+TEST(Herdctl, StatsForOneWorkerShowsItsDetails) {
+  std::optional<Cluster> cluster = start_cluster(2, fast_supervision());
+  ASSERT_TRUE(cluster);
+  RunResult status = herdctl(control_socket(*cluster), {"status", "--json"});
+  json reply = json::parse(status.out, nullptr, false);
+  ASSERT_TRUE(reply.is_object() && !reply["workers"].empty()) << status;
+  std::uint64_t id = reply["workers"][0].value("id", 0ull);
+  pid_t pid = reply["workers"][0].value("pid", 0);
+
+  RunResult result = herdctl(control_socket(*cluster), {"stats", std::to_string(id)});
+
+  EXPECT_EQ(result.exit_code, 0) << result;
+  EXPECT_NE(result.out.find("pid:                 " + std::to_string(pid) + "\n"),
+            std::string::npos)
+      << result;
+  EXPECT_NE(result.out.find("latency:"), std::string::npos) << result;
+}
+
+TEST(Herdctl, UnknownWorkerIdExitsOneWithTheErrorOnStderr) {
+  std::optional<Cluster> cluster = start_cluster(1, fast_supervision());
+  ASSERT_TRUE(cluster);
+
+  RunResult result = herdctl(control_socket(*cluster), {"restart", "9999"});
+
+  EXPECT_EQ(result.exit_code, 1) << result;
+  EXPECT_TRUE(result.out.empty()) << result;
+  EXPECT_EQ(result.err.rfind("herdctl: ", 0), 0u) << result;
+  EXPECT_NE(result.err.find("9999"), std::string::npos) << result;
+  EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result;
+}
+
+TEST(Herdctl, ScaleUpShowsThreeWorkersInStatus) {
+  std::optional<Cluster> cluster = start_cluster(2, fast_supervision());
+  ASSERT_TRUE(cluster);
+
+  RunResult result = herdctl(control_socket(*cluster), {"scale", "3"});
+
+  EXPECT_EQ(result.exit_code, 0) << result;
+  EXPECT_EQ(result.out, "scaling from 2 to 3 workers\n") << result;
+  EXPECT_TRUE(wait_for_status(control_socket(*cluster), [](const json& status) {
+    return status["master"].value("workers_target", 0) == 3 && ready_workers(status) == 3 &&
+           status["workers"].size() == 3;
+  })) << herdctl(control_socket(*cluster), {"status"});
+}
+
+TEST(Herdctl, EventsShowSpawnAndReadyAfterARestart) {
+  std::optional<Cluster> cluster = start_cluster(2, fast_supervision());
+  ASSERT_TRUE(cluster);
+  std::string socket = control_socket(*cluster);
+  RunResult status = herdctl(socket, {"status", "--json"});
+  json reply = json::parse(status.out, nullptr, false);
+  ASSERT_TRUE(reply.is_object() && !reply["workers"].empty()) << status;
+  std::uint64_t id = reply["workers"][0].value("id", 0ull);
+  HerdProcess events({"-s", socket, "events"}, kHerdctlPath);
+  ASSERT_GT(events.pid(), 0) << events.start_error();
+  ASSERT_TRUE(events.wait_for_line(std::regex("^watching events of"))) << events.output();
+
+  RunResult restart = herdctl(socket, {"restart", std::to_string(id)});
+
+  ASSERT_EQ(restart.exit_code, 0) << restart;
+  std::optional<LineMatch> spawn =
+      events.wait_for_line(std::regex(R"(^\S+ \S+  spawn +id=(\d+) slot=\d+ pid=\d+$)"));
+  ASSERT_TRUE(spawn) << events.output();
+  EXPECT_TRUE(events.wait_for_line(std::regex("  ready +id=" + (*spawn)[1] + " "), kLogTimeout,
+                                   spawn->index))
+      << events.output();
+
+  events.send_signal(SIGINT);
+  std::optional<int> exit_status = events.wait_exit(kIoTimeout);
+  ASSERT_TRUE(exit_status);
+  EXPECT_TRUE(WIFEXITED(*exit_status) && WEXITSTATUS(*exit_status) == 0)
+      << "status " << *exit_status;
+}
+
+TEST(Herdctl, StopEndsTheMasterAndTheEventsStream) {
+  std::optional<Cluster> cluster = start_cluster(2, fast_supervision());
+  ASSERT_TRUE(cluster);
+  std::string socket = control_socket(*cluster);
+  HerdProcess events({"-s", socket, "events"}, kHerdctlPath);
+  ASSERT_TRUE(events.wait_for_line(std::regex("^watching events of"))) << events.output();
+
+  RunResult result = herdctl(socket, {"stop"});
+
+  EXPECT_EQ(result.exit_code, 0) << result;
+  std::optional<int> herd_status = cluster->herd->wait_exit(kStartTimeout);
+  ASSERT_TRUE(herd_status) << "herd still runs after herdctl stop";
+  EXPECT_TRUE(WIFEXITED(*herd_status) && WEXITSTATUS(*herd_status) == 0);
+  std::optional<int> events_status = events.wait_exit(kIoTimeout);
+  ASSERT_TRUE(events_status) << events.output();
+  EXPECT_TRUE(WIFEXITED(*events_status) && WEXITSTATUS(*events_status) == 0) << events.output();
+  EXPECT_TRUE(events.wait_for_line(std::regex("  stop$"))) << events.output();
+
+  RunResult after = herdctl(socket, {"ping"});
+  EXPECT_EQ(after.exit_code, 2) << after;
+}
+
+TEST(Herdctl, ReloadWaitReportsTheReplacedWorkers) {
+  std::optional<Cluster> cluster = start_cluster(2, fast_supervision());
+  ASSERT_TRUE(cluster);
+
+  RunResult result = herdctl(control_socket(*cluster), {"reload", "--wait"});
+
+  EXPECT_EQ(result.exit_code, 0) << result;
+  EXPECT_TRUE(std::regex_search(result.out, std::regex(R"(^reloaded 2 workers \(replaced ids)")))
+      << result;
+  EXPECT_TRUE(wait_for_status(control_socket(*cluster),
+                              [](const json& status) { return ready_workers(status) == 2; }));
+}
+
+}  // namespace
+}  // namespace herd::e2e
