@@ -62,12 +62,37 @@ ControlDecision ping(const Context& context) {
   return {{{"ok", true}, {"pid", context.master.pid}, {"version", context.master.version}}};
 }
 
+json slots_json(const Context& context) {
+  json slots = json::array();
+  for (const SlotView& slot : context.workers.slots()) {
+    std::string state = "starting";
+    json next_attempt = nullptr;
+    if (slot.worker) {
+      const WorkerRecord* worker = context.workers.find(*slot.worker);
+      if (worker != nullptr && worker->state == WorkerState::kReady) state = "running";
+    } else if (!slot.successor && slot.respawn_at && *slot.respawn_at > context.now) {
+      state = "backoff";
+      next_attempt = elapsed_ms(context.now, *slot.respawn_at);
+    }
+    slots.push_back({{"slot", slot.slot},
+                     {"state", state},
+                     {"worker", slot.worker ? json(*slot.worker) : json(nullptr)},
+                     {"restarts", slot.restarts},
+                     {"last_exit", exit_json(slot.last_exit)},
+                     {"next_attempt_ms", next_attempt}});
+  }
+  return slots;
+}
+
 ControlDecision status(const Context& context) {
   json workers = json::array();
   for (const auto& [id, record] : context.workers.workers()) {
     workers.push_back(worker_json(record, context.workers, context.now));
   }
-  return {{{"ok", true}, {"master", master_json(context)}, {"workers", std::move(workers)}}};
+  return {{{"ok", true},
+           {"master", master_json(context)},
+           {"workers", std::move(workers)},
+           {"slots", slots_json(context)}}};
 }
 
 ControlDecision stats(const json& request, const Context& context) {

@@ -89,6 +89,15 @@ void Dispatcher::return_unsent(WorkerId worker, Seq seq) {
   queue_.push_front(seq);
 }
 
+std::optional<Seq> Dispatcher::oldest_queued() const {
+  if (queue_.empty()) return std::nullopt;
+  return queue_.front();
+}
+
+void Dispatcher::drop_oldest() {
+  if (!queue_.empty()) queue_.pop_front();
+}
+
 std::vector<Seq> Dispatcher::take_queue() {
   std::vector<Seq> taken(queue_.begin(), queue_.end());
   queue_.clear();

@@ -60,6 +60,10 @@ class Dispatcher {
   // Puts a hand-off that could not be sent back at the front of the queue.
   void return_unsent(WorkerId worker, Seq seq);
 
+  // The connection at the front of the queue (the one waiting longest).
+  std::optional<Seq> oldest_queued() const;
+  void drop_oldest();
+
   // Removes and returns every queued (not in flight) connection, for shutdown.
   std::vector<Seq> take_queue();
 

@@ -69,6 +69,28 @@ int main(int argc, char** argv) {
                  "Milliseconds a stopping or hung worker gets before SIGKILL")
       ->capture_default_str()
       ->check(CLI::Range(0L, 86400000L));
+  long min_uptime_ms = config.backoff.young.count();
+  long queue_timeout_ms = config.queue_timeout.count();
+  std::uint64_t max_rss_mb = 0;
+  app.add_option("--min-uptime", min_uptime_ms,
+                 "Milliseconds a worker must live to count as started; slots whose workers die "
+                 "sooner respawn with backoff (100 ms doubling to 30 s)")
+      ->capture_default_str()
+      ->check(CLI::Range(0L, 86400000L));
+  app.add_option("--queue-timeout", queue_timeout_ms,
+                 "Milliseconds a connection may wait in the master for a ready worker before it "
+                 "is closed")
+      ->capture_default_str()
+      ->check(CLI::Range(1L, 86400000L));
+  app.add_option("--max-requests", config.max_requests,
+                 "Replace a worker after this many requests (0 = never)")
+      ->capture_default_str();
+  app.add_option("--max-requests-jitter", config.max_requests_jitter,
+                 "Add 0..N to each worker's --max-requests, so they do not all recycle at once")
+      ->capture_default_str();
+  app.add_option("--max-rss", max_rss_mb,
+                 "Replace a worker whose RSS exceeds this many MiB (0 = never)")
+      ->capture_default_str();
   app.add_option("--control", config.control_path,
                  "Control socket path (default ${XDG_RUNTIME_DIR:-/tmp}/herd-<port>.sock)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or critical")
@@ -110,6 +132,9 @@ int main(int argc, char** argv) {
   config.heartbeat_interval = herd::Milliseconds{heartbeat_interval_ms};
   config.heartbeat_timeout = herd::Milliseconds{heartbeat_timeout_ms};
   config.kill_timeout = herd::Milliseconds{kill_timeout_ms};
+  config.backoff.young = herd::Milliseconds{min_uptime_ms};
+  config.queue_timeout = herd::Milliseconds{queue_timeout_ms};
+  config.max_rss_kb = max_rss_mb * 1024;
   config.worker.args = std::move(worker_args);
   config.log_level = spdlog::level::from_str(log_level);
   config.log_format = log_format == "json" ? herd::LogFormat::kJson : herd::LogFormat::kText;

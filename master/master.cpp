@@ -34,7 +34,10 @@ std::string errno_text() {
 }  // namespace
 
 Master::Master(MasterConfig config)
-    : config_(std::move(config)), dispatcher_(config_.handoff_window), workers_(config_.workers) {}
+    : config_(std::move(config)),
+      dispatcher_(config_.handoff_window),
+      workers_(config_.workers, config_.backoff),
+      random_(std::random_device{}()) {}
 
 Master::~Master() = default;
 
@@ -146,6 +149,7 @@ void Master::supervise() {
   murder_unresponsive_workers();
   manage_workers();
   advance_replacements();
+  expire_queued_connections();
   finish_stop_when_idle();
 }
 
@@ -187,18 +191,29 @@ void Master::reap_workers() {
     if (auto it = channels_.find(id); it != channels_.end()) read_channel(*it->second);
     close_channel(id);
     nlohmann::json fields = worker_event_fields(*workers_.find(id));
-    workers_.remove_exited(pid, Clock::now(), exit);
+    std::size_t slot = workers_.find(id)->slot;
+    TimePoint now = Clock::now();
+    workers_.remove_exited(pid, now, exit);
     if (expected) {
       spdlog::info("Worker {} died ({})", pid, describe(exit));
     } else {
       spdlog::warn("Worker {} died ({})", pid, describe(exit));
     }
+    if (slot < workers_.target() && !stopping_) {
+      std::optional<TimePoint> respawn_at = workers_.slots()[slot].respawn_at;
+      if (respawn_at && *respawn_at > now) {
+        spdlog::warn("slot {} keeps dying within --min-uptime ({} ms): next start in {} ms", slot,
+                     config_.backoff.young.count(),
+                     std::chrono::duration_cast<Milliseconds>(*respawn_at - now).count());
+      }
+    }
     fields["code"] = exit.code ? nlohmann::json(*exit.code) : nlohmann::json(nullptr);
     fields["signal"] = exit.signal ? nlohmann::json(*exit.signal) : nlohmann::json(nullptr);
     emit("exit", std::move(fields));
-    if (replacement_ && replacement_->successor == id) {
-      finish_replacements("the replacement for worker " + std::to_string(replacement_->old_worker) +
-                          " exited (" + describe(exit) + ") before it was ready");
+    if (replacements_.successor() == id) {
+      report_replacements(replacements_.fail(
+          "the replacement for worker " + std::to_string(*replacements_.replacing()) + " exited (" +
+          describe(exit) + ") before it was ready"));
     }
   }
 }
@@ -235,6 +250,32 @@ void Master::manage_workers() {
   for (std::size_t slot : workers_.slots_due(Clock::now())) spawn_worker_into(slot);
 }
 
+// Recycling (--max-requests, --max-rss) goes through the same readiness-gated
+// replacement as a restart.
+void Master::recycle_if_over_limits(WorkerRecord& worker) {
+  if (worker.recycling || worker.state != WorkerState::kReady || !workers_.is_current(worker.id)) {
+    return;
+  }
+  std::string reason;
+  if (worker.request_limit != 0 && worker.stats.requests >= worker.request_limit) {
+    reason = "max-requests";
+  } else if (config_.max_rss_kb != 0 && worker.rss_kb > config_.max_rss_kb) {
+    reason = "max-rss";
+  } else {
+    return;
+  }
+  worker.recycling = true;
+  spdlog::info("recycling worker {} (pid {}): {} ({} requests, {} KiB RSS)", worker.id, worker.pid,
+               reason, worker.stats.requests, worker.rss_kb);
+  nlohmann::json fields = worker_event_fields(worker);
+  fields["reason"] = reason;
+  fields["requests"] = worker.stats.requests;
+  fields["rss_kb"] = worker.rss_kb;
+  emit("recycle", std::move(fields));
+  replacements_.restart(worker.id);
+  advance_replacements();
+}
+
 void Master::finish_stop_when_idle() {
   if (stopping_ && workers_.empty()) event_base_loopbreak(base_.get());
 }
@@ -247,6 +288,13 @@ std::optional<WorkerId> Master::spawn_worker_into(std::size_t slot) {
     return std::nullopt;
   }
   WorkerRecord& record = workers_.add(id, slot, spawned.pid, Clock::now(), unix_time_ms());
+  if (config_.max_requests != 0) {
+    // Jitter spreads recycling out so workers started together do not all
+    // restart together.
+    std::uint64_t jitter =
+        config_.max_requests_jitter == 0 ? 0 : random_() % (config_.max_requests_jitter + 1);
+    record.request_limit = config_.max_requests + jitter;
+  }
   auto channel = std::make_unique<Channel>();
   channel->master = this;
   channel->worker = id;
@@ -274,61 +322,55 @@ void Master::drain_worker(WorkerRecord& worker) {
 
 // Starts the next queued replacement once the previous one is over: a
 // successor is spawned into the old worker's slot, and handle_message()
-// promotes it and drains the old worker when it says ready.
+// drains the old worker when the successor says ready.
 void Master::advance_replacements() {
-  if (stopping_ || replacement_) return;
-  while (!replace_queue_.empty()) {
-    WorkerId old_worker = replace_queue_.front();
-    replace_queue_.pop_front();
-    WorkerRecord* worker = workers_.find(old_worker);
-    if (worker == nullptr || !workers_.is_current(old_worker) ||
-        worker->state == WorkerState::kDraining) {
-      continue;  // gone or going meanwhile
-    }
-    std::optional<WorkerId> successor = spawn_worker_into(worker->slot);
+  if (stopping_) return;
+  auto serving = [this](WorkerId id) {
+    const WorkerRecord* worker = workers_.find(id);
+    return worker != nullptr && workers_.is_current(id) && worker->state != WorkerState::kDraining;
+  };
+  if (std::optional<WorkerId> old_worker = replacements_.next(serving)) {
+    WorkerRecord& worker = *workers_.find(*old_worker);
+    std::optional<WorkerId> successor = spawn_worker_into(worker.slot);
     if (!successor) {
-      return finish_replacements("cannot start a replacement for worker " +
-                                 std::to_string(old_worker));
+      return report_replacements(replacements_.fail("cannot start a replacement for worker " +
+                                                    std::to_string(*old_worker)));
     }
-    spdlog::info("replacing worker {} (pid {}) with worker {}", old_worker, worker->pid,
+    spdlog::info("replacing worker {} (pid {}) with worker {}", *old_worker, worker.pid,
                  *successor);
-    replacement_ = Replacement{old_worker, *successor};
-    emit("restart", {{"phase", "start"}, {"id", old_worker}, {"successor", *successor}});
-    return;
+    replacements_.started(*old_worker, *successor);
+    emit("restart", {{"phase", "start"}, {"id", *old_worker}, {"successor", *successor}});
+  } else if (std::optional<ReplacementPlan::Outcome> outcome = replacements_.take_finished()) {
+    report_replacements(*outcome);
   }
-  if (reloading_ || !replaced_.empty() || !reload_waiters_.empty()) finish_replacements("");
 }
 
-// Ends the current run of replacements: on failure the queue is dropped and
-// the old workers keep serving. Tells `reload --wait` clients how it went.
-void Master::finish_replacements(const std::string& failure) {
-  std::optional<Replacement> interrupted = std::exchange(replacement_, std::nullopt);
-  const char* what = reloading_ ? "reload" : "restart";
-  if (!failure.empty()) {
-    spdlog::error("{} stopped: {}; the old workers keep serving", what, failure);
-    replace_queue_.clear();
-    nlohmann::json fields = {{"phase", "failed"}, {"error", failure}};
-    if (interrupted) fields["id"] = interrupted->old_worker;
-    emit(what, std::move(fields));
+// Logs and announces the end of a run of replacements, and answers the
+// `reload --wait` clients. After a failure the old workers keep serving.
+void Master::report_replacements(const ReplacementPlan::Outcome& outcome) {
+  const char* what = outcome.reload ? "reload" : "restart";
+  if (outcome.failure.empty()) {
+    spdlog::info("{} done: replaced workers {}", what, nlohmann::json(outcome.replaced).dump());
+    emit(what, {{"phase", "done"}, {"replaced", outcome.replaced}});
   } else {
-    spdlog::info("{} done: replaced workers {}", what, nlohmann::json(replaced_).dump());
-    emit(what, {{"phase", "done"}, {"replaced", replaced_}});
+    spdlog::error("{} stopped: {}; the old workers keep serving", what, outcome.failure);
+    emit(what, {{"phase", "failed"}, {"error", outcome.failure}});
   }
-  reloading_ = false;
-  nlohmann::json reply = failure.empty() ? nlohmann::json{{"ok", true}, {"reloaded", replaced_}}
-                                         : error_reply(failure);
+  nlohmann::json reply = outcome.failure.empty()
+                             ? nlohmann::json{{"ok", true}, {"reloaded", outcome.replaced}}
+                             : error_reply(outcome.failure);
   for (ControlServer::ClientId client : std::exchange(reload_waiters_, {})) {
     control_->send(client, reply);
   }
-  replaced_.clear();
 }
 
-// Queues `workers` for replacement, one slot at a time.
-void Master::start_reload(const std::vector<WorkerId>& workers) {
-  reloading_ = true;
+// Queues `workers` for replacement, one slot at a time; false if a reload
+// is already running.
+bool Master::start_reload(const std::vector<WorkerId>& workers) {
+  if (!replacements_.start_reload(workers)) return false;
   emit("reload", {{"phase", "start"}, {"workers", workers}});
-  replace_queue_.insert(replace_queue_.end(), workers.begin(), workers.end());
   advance_replacements();
+  return true;
 }
 
 void Master::scale_to(std::size_t target) {
@@ -353,8 +395,9 @@ void Master::begin_stop() {
   close_queued_connections();
 
   for (const auto& [id, record] : workers_.workers()) drain_worker(*workers_.find(id));
-  replace_queue_.clear();
-  if (replacement_ || !reload_waiters_.empty()) finish_replacements("the master is stopping");
+  if (replacements_.in_flight() || replacements_.reloading() || !reload_waiters_.empty()) {
+    report_replacements(replacements_.fail("the master is stopping"));
+  }
   emit("stop");
 }
 
@@ -399,7 +442,7 @@ void Master::accept_connections() {
       continue;
     }
     Seq seq = next_seq_++;
-    connections_.emplace(seq, UniqueFd(fd));
+    connections_.emplace(seq, HeldConnection{UniqueFd(fd), Clock::now()});
     dispatcher_.enqueue(seq);
     ++connections_total_;
   }
@@ -431,7 +474,7 @@ void Master::dispatch_connections() {
     auto channel = channels_.find(handoff->worker);
     auto connection = connections_.find(handoff->seq);
     std::string message = proto::encode(proto::MasterMessage{proto::Conn{handoff->seq}});
-    SendResult sent = send_message(channel->second->fd.get(), message, connection->second.get());
+    SendResult sent = send_message(channel->second->fd.get(), message, connection->second.fd.get());
     if (sent == SendResult::kSent) {
       ++worker->connections_handed;
       continue;
@@ -450,6 +493,28 @@ void Master::dispatch_connections() {
   if (!accepting_ && !stopping_ && dispatcher_.queued() < kMaxQueuedConnections / 2 &&
       !event_pending(resume_accept_event_.get(), EV_TIMEOUT, nullptr)) {
     resume_accepting();
+  }
+}
+
+// A connection nobody could take for --queue-timeout is closed rather than
+// held forever (with no worker able to start, the client learns at once
+// instead of at its own timeout). O(expired): the queue is oldest first.
+void Master::expire_queued_connections() {
+  TimePoint now = Clock::now();
+  std::size_t expired = 0;
+  while (std::optional<Seq> oldest = dispatcher_.oldest_queued()) {
+    auto connection = connections_.find(*oldest);
+    if (connection != connections_.end() &&
+        now - connection->second.accepted_at < config_.queue_timeout) {
+      break;
+    }
+    dispatcher_.drop_oldest();
+    connections_.erase(*oldest);
+    ++expired;
+  }
+  if (expired > 0) {
+    spdlog::warn("closed {} connections that waited over {} ms for a ready worker", expired,
+                 config_.queue_timeout.count());
   }
 }
 
@@ -522,19 +587,13 @@ void Master::handle_message(WorkerRecord& worker, const std::string& payload) {
     update_eligibility(worker);
     spdlog::info("Worker {} ready (id {}, slot {})", worker.pid, worker.id, worker.slot);
     emit("ready", worker_event_fields(worker));
-    if (replacement_ && replacement_->successor == worker.id) {
+    if (std::optional<WorkerId> old_worker = replacements_.successor_ready(worker.id)) {
       // Ready first, drain second: the slot is never without a ready worker.
-      if (std::optional<WorkerId> old_worker = workers_.promote(worker.id)) {
-        if (WorkerRecord* old_record = workers_.find(*old_worker)) drain_worker(*old_record);
+      workers_.promote(worker.id);
+      if (WorkerRecord* old_record = workers_.find(*old_worker)) drain_worker(*old_record);
+      if (replacements_.reloading()) {
+        emit("reload", {{"phase", "progress"}, {"replaced", *old_worker}, {"by", worker.id}});
       }
-      replaced_.push_back(replacement_->old_worker);
-      if (reloading_) {
-        emit("reload", {{"phase", "progress"},
-                        {"replaced", replacement_->old_worker},
-                        {"by", worker.id},
-                        {"remaining", replace_queue_.size()}});
-      }
-      replacement_.reset();
       advance_replacements();
     }
     dispatch_connections();
@@ -544,6 +603,7 @@ void Master::handle_message(WorkerRecord& worker, const std::string& payload) {
     worker.stats = heartbeat->stats;
     worker.request_rate.add(worker.last_heartbeat, worker.stats.requests);
     sample_resources(worker);
+    recycle_if_over_limits(worker);
   }
 }
 
@@ -634,7 +694,7 @@ void Master::handle_control_line(ControlServer::ClientId client, std::string_vie
   view.started_at = started_at_;
   view.listen = listen_address_;
   view.stopping = stopping_;
-  view.reloading = reloading_;
+  view.reloading = replacements_.reloading();
   view.pending = dispatcher_.queued();
   view.connections_total = connections_total_;
   ControlDecision decision = handle_control_request(line, view, workers_, Clock::now());
@@ -647,7 +707,7 @@ void Master::handle_control_line(ControlServer::ClientId client, std::string_vie
       control_->subscribe(client);
       break;
     case ControlAction::kRestart:
-      replace_queue_.push_back(decision.workers.front());
+      replacements_.restart(decision.workers.front());
       advance_replacements();
       break;
     case ControlAction::kReload:

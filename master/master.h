@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -26,6 +27,7 @@
 #include "common/unique_fd.h"
 #include "master/control_server.h"
 #include "master/dispatcher.h"
+#include "master/replacement_plan.h"
 #include "master/worker_process.h"
 #include "master/worker_table.h"
 
@@ -42,6 +44,11 @@ struct MasterConfig {
   Milliseconds kill_timeout{10000};
   std::string control_path;  // empty: default_control_path(bound port)
   int backlog = 4096;
+  RespawnBackoff backoff;             // `young` is --min-uptime
+  Milliseconds queue_timeout{30000};  // longest a connection waits for a worker
+  std::uint64_t max_requests = 0;     // recycle a worker after this many (0 = never)
+  std::uint64_t max_requests_jitter = 0;
+  std::uint64_t max_rss_kb = 0;  // recycle a worker above this RSS (0 = never)
   spdlog::level::level_enum log_level = spdlog::level::info;
   LogFormat log_format = LogFormat::kText;
 };
@@ -92,8 +99,8 @@ class Master {
   void begin_stop();
   void force_stop();
   void scale_to(std::size_t target);
-  void start_reload(const std::vector<WorkerId>& workers);
-  void finish_replacements(const std::string& failure);
+  bool start_reload(const std::vector<WorkerId>& workers);
+  void report_replacements(const ReplacementPlan::Outcome& outcome);
 
   // The control socket.
   bool open_control_socket(std::uint16_t port);
@@ -115,6 +122,8 @@ class Master {
   void replace_worker(WorkerRecord& worker, const std::string& reason);
   void update_eligibility(const WorkerRecord& worker);
   void close_queued_connections();
+  void expire_queued_connections();
+  void recycle_if_over_limits(WorkerRecord& worker);
 
   MasterConfig config_;
   EventBasePtr base_;
@@ -130,7 +139,11 @@ class Master {
   Dispatcher dispatcher_;
   WorkerTable workers_;
   std::map<WorkerId, std::unique_ptr<Channel>> channels_;
-  std::unordered_map<Seq, UniqueFd> connections_;  // queued or un-acked; closed on ack
+  struct HeldConnection {
+    UniqueFd fd;
+    TimePoint accepted_at;
+  };
+  std::unordered_map<Seq, HeldConnection> connections_;  // queued or un-acked; closed on ack
   Seq next_seq_ = 1;
   std::uint64_t connections_total_ = 0;
 
@@ -141,17 +154,11 @@ class Master {
 
   bool stopping_ = false;
   TimePoint started_at_;
+  std::mt19937_64 random_;  // for --max-requests-jitter
 
-  // Restarts and reloads: workers to replace, one at a time, each by a
+  // Restarts, reloads and recycling: one worker replaced at a time, by a
   // successor that must be ready before the old worker is drained.
-  struct Replacement {
-    WorkerId old_worker;
-    WorkerId successor;
-  };
-  std::deque<WorkerId> replace_queue_;
-  std::optional<Replacement> replacement_;
-  std::vector<WorkerId> replaced_;  // since the queue was last empty
-  bool reloading_ = false;          // the queue holds a whole reload, not single restarts
+  ReplacementPlan replacements_;
   std::vector<ControlServer::ClientId> reload_waiters_;  // `reload` with wait
 };
 

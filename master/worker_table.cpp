@@ -183,6 +183,18 @@ std::optional<TimePoint> WorkerTable::next_respawn() const {
   return earliest;
 }
 
+std::vector<SlotView> WorkerTable::slots() const {
+  std::vector<SlotView> views;
+  views.reserve(slots_.size());
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    const Slot& slot = slots_[i];
+    SlotView view{i, slot.worker, slot.successor, slot.restarts, slot.last_exit, std::nullopt};
+    if (!slot.worker && !slot.successor) view.respawn_at = slot.respawn_at;
+    views.push_back(view);
+  }
+  return views;
+}
+
 std::uint64_t WorkerTable::restarts(std::size_t slot) const {
   return slot < slots_.size() ? slots_[slot].restarts : 0;
 }

@@ -53,6 +53,18 @@ struct WorkerRecord {
   std::uint64_t cpu_ticks = 0;
   TimePoint cpu_sampled_at;
   std::optional<TimePoint> kill_at;  // SIGKILL when reached (after SIGTERM or drain)
+  std::uint64_t request_limit = 0;   // recycle after this many requests (0 = never)
+  bool recycling = false;            // queued for replacement by a limit
+};
+
+// A slot as `status` shows it.
+struct SlotView {
+  std::size_t slot = 0;
+  std::optional<WorkerId> worker;
+  std::optional<WorkerId> successor;
+  std::uint64_t restarts = 0;
+  std::optional<ExitStatus> last_exit;
+  std::optional<TimePoint> respawn_at;  // set while the slot is empty
 };
 
 // Respawn delay for a slot whose workers keep dying young: none for the first
@@ -60,9 +72,9 @@ struct WorkerRecord {
 // at least `young` resets the count. So a crash loop costs at most one spawn
 // per `max`, never a spin.
 struct RespawnBackoff {
-  Milliseconds young{2000};
+  Milliseconds young{5000};
   Milliseconds initial{100};
-  Milliseconds max{10000};
+  Milliseconds max{30000};
 
   Milliseconds delay_after(unsigned early_deaths) const;
 };
@@ -112,6 +124,7 @@ class WorkerTable {
   // The earliest pending respawn of an empty slot.
   std::optional<TimePoint> next_respawn() const;
 
+  std::vector<SlotView> slots() const;
   std::uint64_t restarts(std::size_t slot) const;
   std::uint64_t restarts_total() const { return restarts_total_; }
   std::optional<ExitStatus> last_exit(std::size_t slot) const;

@@ -41,6 +41,7 @@ namespace {
 
 using nlohmann::json;
 using std::chrono::hours;
+using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 // Fixed, arbitrary monotonic times: the handlers never read the clock themselves.
@@ -126,7 +127,7 @@ TEST(ControlHandlersTest, StatusHasTheDocumentedMasterFields) {
       keys_of(reply["master"]),
       (std::set<std::string>{"pid", "version", "uptime_ms", "listen", "schedule", "state",
                              "workers_target", "pending", "connections_total", "restarts_total"}));
-  EXPECT_EQ(keys_of(reply), (std::set<std::string>{"ok", "master", "workers"}));
+  EXPECT_EQ(keys_of(reply), (std::set<std::string>{"ok", "master", "workers", "slots"}));
 }
 
 TEST(ControlHandlersTest, StatusDescribesTheMaster) {
@@ -679,6 +680,42 @@ TEST(ControlHandlersTest, UnknownArgumentsAreIgnored) {
   ControlDecision decision = handle(R"({"cmd":"restart","id":1,"force":true})", table);
 
   EXPECT_EQ(decision.action, ControlAction::kRestart);
+}
+
+}  // namespace
+}  // namespace herd
+
+namespace herd {
+namespace {
+
+TEST(ControlHandlersTest, ReloadIsRefusedWhileAnotherReloadRuns) {
+  WorkerTable table = ready_table(2);
+  MasterView master = running_master();
+  master.reloading = true;
+
+  expect_error(handle(R"({"cmd":"reload"})", table, master), "already in progress");
+}
+
+TEST(ControlHandlersTest, StatusShowsASlotInBackoffWithItsNextAttempt) {
+  WorkerTable table(2, RespawnBackoff{seconds(5), milliseconds(100), seconds(30)});
+  spawn(table, 0, 101).state = WorkerState::kReady;
+  // Slot 1's workers die young three times: the third respawn waits 200 ms.
+  TimePoint at = kNow - milliseconds(50);
+  for (pid_t pid = 201; pid <= 203; ++pid) {
+    spawn(table, 1, pid, at);
+    ASSERT_TRUE(table.remove_exited(pid, at, ExitStatus{1, std::nullopt}));
+  }
+
+  json slots = handle(R"({"cmd":"status"})", table).reply["slots"];
+
+  ASSERT_EQ(slots.size(), 2u) << slots.dump();
+  EXPECT_EQ(slots[0]["state"], "running");
+  EXPECT_EQ(slots[0]["next_attempt_ms"], nullptr);
+  EXPECT_EQ(slots[1]["state"], "backoff");
+  EXPECT_EQ(slots[1]["worker"], nullptr);
+  EXPECT_EQ(slots[1]["restarts"], 3);
+  EXPECT_EQ(slots[1]["last_exit"]["code"], 1);
+  EXPECT_EQ(slots[1]["next_attempt_ms"], 150) << "200 ms backoff, 50 ms of it gone";
 }
 
 }  // namespace
