@@ -235,7 +235,12 @@ void ControlServer::subscribe(ClientId id) {
   auto it = clients_.find(id);
   if (it == clients_.end()) return;
   it->second->subscribed = true;
-  bufferevent_set_timeouts(it->second->bev.get(), nullptr, nullptr);  // streams may idle
+  wait_without_timeout(id);  // streams may idle
+}
+
+void ControlServer::wait_without_timeout(ClientId id) {
+  auto it = clients_.find(id);
+  if (it != clients_.end()) bufferevent_set_timeouts(it->second->bev.get(), nullptr, nullptr);
 }
 
 void ControlServer::publish(const nlohmann::json& event) {

@@ -50,6 +50,8 @@ class ControlServer {
   void send(ClientId client, const nlohmann::json& message);
   // Turns the client's connection into a stream of events.
   void subscribe(ClientId client);
+  // Lifts the idle timeout of a client that waits for a slow reply.
+  void wait_without_timeout(ClientId client);
   // Sends an event line to every subscriber.
   void publish(const nlohmann::json& event);
 

@@ -14,21 +14,17 @@
 namespace herd::ctl {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 std::string errno_text(int error_number) {
   return std::strerror(error_number);
 }
 
-// Milliseconds left until `deadline` for poll(), rounded up so a wait never
-// ends a little early and spins; -1 (forever) without a deadline.
+}  // namespace
+
 int poll_timeout(const std::optional<Clock::time_point>& deadline) {
   if (!deadline) return -1;
   auto left = std::chrono::ceil<Milliseconds>(*deadline - Clock::now()).count();
   return static_cast<int>(std::clamp<decltype(left)>(left, 0, 1000 * 1000 * 1000));
 }
-
-}  // namespace
 
 std::string default_socket_path(std::uint16_t port) {
   const char* runtime_dir = std::getenv("XDG_RUNTIME_DIR");

@@ -1,4 +1,4 @@
-// ControlClient: herdctl's one blocking connection to the master's control
+// ControlClient: one of herdctl's blocking connections to the master's control
 // socket (AF_UNIX stream, newline-delimited JSON, see proto/README.md). It
 // writes request lines and reads reply lines; every wait has a deadline, and
 // an optional interrupt fd (a self-pipe a signal handler writes) ends a wait
@@ -17,6 +17,11 @@
 namespace herd::ctl {
 
 using Milliseconds = std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+// Milliseconds left until `deadline` as poll() takes them, rounded up so a
+// wait never ends a little early and spins; -1 (forever) without a deadline.
+int poll_timeout(const std::optional<Clock::time_point>& deadline);
 
 // The master's default: ${XDG_RUNTIME_DIR:-/tmp}/herd-<port>.sock.
 std::string default_socket_path(std::uint16_t port);
@@ -46,6 +51,9 @@ class ControlClient {
   ControlClient(const std::string& path, Milliseconds timeout);
 
   bool connected() const { return socket_.valid(); }
+  // For a caller that polls several connections at once; read_line() with a
+  // zero timeout then takes what has arrived.
+  int fd() const { return socket_.get(); }
   const std::string& error() const { return error_; }
   int error_number() const { return error_number_; }
 
@@ -53,8 +61,9 @@ class ControlClient {
   bool send_line(std::string_view line);
 
   // Returns the next complete line. Waits at most `timeout` (forever when
-  // nullopt); a readable `interrupt_fd` (if >= 0) ends the wait with
-  // kInterrupted. Bytes after the line are kept for the next call.
+  // nullopt; a zero timeout reads only what is there already); a readable
+  // `interrupt_fd` (if >= 0) ends the wait with kInterrupted. Bytes after the
+  // line are kept for the next call.
   ReadResult read_line(std::optional<Milliseconds> timeout, int interrupt_fd = -1);
 
  private:

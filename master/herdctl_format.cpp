@@ -147,6 +147,29 @@ std::string ids_text(const json& ids) {
   return text;
 }
 
+// "1 2 5": worker ids as the reload progress lines list them.
+std::string id_list_text(const json& ids) {
+  std::string text;
+  for (const json& id : ids) {
+    if (!text.empty()) text += ' ';
+    text += count_text(&id);
+  }
+  return text;
+}
+
+std::optional<std::uint64_t> worker_id(const json& value) {
+  if (value.is_number_unsigned()) return value.get<std::uint64_t>();
+  if (value.is_number_integer() && value.get<std::int64_t>() >= 0) {
+    return static_cast<std::uint64_t>(value.get<std::int64_t>());
+  }
+  return std::nullopt;
+}
+
+std::optional<std::uint64_t> worker_id(const json& object, std::string_view key) {
+  const json* value = field(object, key);
+  return value == nullptr ? std::nullopt : worker_id(*value);
+}
+
 std::string plural(std::size_t count, const char* noun) {
   return std::to_string(count) + " " + noun + (count == 1 ? "" : "s");
 }
@@ -316,6 +339,22 @@ std::string format_ping(const json& reply) {
          ") is alive\n";
 }
 
+// One line per slot that is waiting out a crash-loop backoff.
+static std::string backoff_lines(const json& reply) {
+  const json* slots = field(reply, "slots");
+  if (slots == nullptr || !slots->is_array()) return "";
+  std::string text;
+  for (const json& slot : *slots) {
+    const json* state = field(slot, "state");
+    if (state == nullptr || *state != "backoff") continue;
+    text += "slot " + count_text(slot, "slot") + ": crash loop, next start in " +
+            unit_text(slot, "next_attempt_ms", format_duration_ms) + " (" +
+            count_text(slot, "restarts") + " restarts, last exit " +
+            exit_text(field(slot, "last_exit")) + ")\n";
+  }
+  return text;
+}
+
 std::string format_status(const json& reply) {
   static const json kNoMaster = json::object();
   const json* master_field = field(reply, "master");
@@ -333,7 +372,8 @@ std::string format_status(const json& reply) {
       "/" + count_text(master, "workers_target") + " ready  pending " +
       count_text(master, "pending") + "  connections " + count_text(master, "connections_total") +
       "  restarts " + count_text(master, "restarts_total") + "\n";
-  if (workers.empty()) return text + "no workers\n";
+  std::string backoff = backoff_lines(reply);
+  if (workers.empty()) return text + "no workers\n" + backoff;
 
   static const std::vector<Column> kColumns{
       {"id", Align::kRight},       {"slot", Align::kRight},   {"pid", Align::kRight},
@@ -357,7 +397,7 @@ std::string format_status(const json& reply) {
         unit_text(worker, "cpu_pct", format_percent),
     });
   }
-  return text + render_table(kColumns, rows);
+  return text + render_table(kColumns, rows) + backoff;
 }
 
 std::string format_stats(const json& reply, bool detailed) {
@@ -519,6 +559,75 @@ std::string reply_error(const json& reply) {
     return error->get<std::string>();
   }
   return "the master refused the request without saying why: " + reply.dump();
+}
+
+// ---- reload --wait ------------------------------------------------------------
+
+std::optional<std::string> ReloadProgress::observe(const json& event) {
+  if (!event.is_object() || finished()) return std::nullopt;
+  std::string name = string_text(event, "event");
+  if (name == "reload") return observe_reload(event);
+  if (phase_ != Phase::kRunning) return std::nullopt;
+
+  if (name == "restart" && string_text(event, "phase") == "start") {
+    // One slot's turn; a `restart` queued behind the reload takes its turn too.
+    for (const char* key : {"id", "successor"}) {
+      if (std::optional<std::uint64_t> id = worker_id(event, key)) involved_.insert(*id);
+    }
+    return "worker " + count_text(event, "id") + " -> " + count_text(event, "successor") +
+           " starting\n";
+  }
+  std::optional<std::uint64_t> id = worker_id(event, "id");
+  if (!id || involved_.count(*id) == 0) return std::nullopt;
+  if (name == "exit")
+    return "worker " + std::to_string(*id) + " exited (" + exit_text(&event) + ")\n";
+  if (name == "hung") return "worker " + std::to_string(*id) + " hung\n";
+  return std::nullopt;
+}
+
+std::optional<std::string> ReloadProgress::observe_reload(const json& event) {
+  std::string phase = string_text(event, "phase");
+  if (phase_ == Phase::kWaitingForStart) {
+    if (phase != "start") return std::nullopt;  // the end of an earlier reload
+    phase_ = Phase::kRunning;
+    const json* workers = field(event, "workers");
+    if (workers == nullptr || !workers->is_array()) return "replacing the workers\n";
+    to_replace_ = workers->size();
+    for (const json& worker : *workers) {
+      if (std::optional<std::uint64_t> id = worker_id(worker)) involved_.insert(*id);
+    }
+    if (workers->empty()) return "nothing to replace\n";
+    return "replacing " + plural(workers->size(), "worker") + ": " + id_list_text(*workers) + "\n";
+  }
+  if (phase == "progress") {
+    for (const char* key : {"replaced", "by"}) {
+      if (std::optional<std::uint64_t> id = worker_id(event, key)) involved_.insert(*id);
+    }
+    ++replaced_;
+    // The master's count when it sends one; it also knows of restarts queued
+    // behind the reload.
+    std::string left = count_text(event, "remaining");
+    if (left == kMissing && to_replace_) {
+      left = std::to_string(*to_replace_ - std::min(*to_replace_, replaced_));
+    }
+    return "worker " + count_text(event, "replaced") + " -> " + count_text(event, "by") +
+           " ready (" + left + " left)\n";
+  }
+  if (phase == "done") {
+    phase_ = Phase::kDone;
+    const json* replaced = field(event, "replaced");
+    if (replaced == nullptr || !replaced->is_array()) return "reload done\n";
+    if (replaced->empty()) return "reload done: nothing replaced\n";
+    return "reload done: replaced " + id_list_text(*replaced) + "\n";
+  }
+  if (phase == "failed") {
+    phase_ = Phase::kFailed;
+    const json* error = field(event, "error");
+    error_ = error != nullptr && error->is_string() ? error->get<std::string>()
+                                                    : "the master did not say why";
+    return "reload failed: " + error_ + "\n";
+  }
+  return std::nullopt;
 }
 
 }  // namespace herd::ctl

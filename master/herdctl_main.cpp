@@ -1,19 +1,27 @@
 // herdctl: the operator's command line for a running herd master. Parses the
 // command line, sends one request over the control socket, prints the reply
-// (as a table, or raw with --json); `events` keeps printing until interrupted.
+// (as a table, or raw with --json); `events` keeps printing until interrupted,
+// and `reload --wait` prints the reload's progress from a second connection
+// subscribed to the events.
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "common/unique_fd.h"
 #include "master/herdctl_client.h"
@@ -22,6 +30,7 @@
 namespace {
 
 using herd::UniqueFd;
+using herd::ctl::Clock;
 using herd::ctl::Command;
 using herd::ctl::ControlClient;
 using herd::ctl::Milliseconds;
@@ -30,7 +39,7 @@ using herd::ctl::ReadResult;
 using nlohmann::json;
 
 constexpr int kExitOk = 0;
-constexpr int kExitRefused = 1;   // the master answered ok:false
+constexpr int kExitRefused = 1;   // the master answered ok:false (reload --wait: or it failed)
 constexpr int kExitNoAnswer = 2;  // usage error, or no (valid) answer from the master
 
 constexpr std::uint16_t kDefaultPort = 3000;
@@ -38,6 +47,9 @@ constexpr double kDefaultTimeoutSeconds = 10;
 // A reload --wait replaces every worker one slot at a time, each waiting for
 // its successor's ready: far longer than any single request.
 constexpr double kReloadWaitTimeoutSeconds = 600;
+// The master sends a reload's last event before its reply, but on another
+// connection: how long to wait for that event once the reply is in.
+constexpr Milliseconds kLastEventGrace{1000};
 
 const char* const kFooter =
     "Socket: -s PATH; else -p PORT gives ${XDG_RUNTIME_DIR:-/tmp}/herd-<PORT>.sock; else\n"
@@ -45,8 +57,10 @@ const char* const kFooter =
     "Timeout: a reply must arrive within --timeout seconds (default 10, 600 for\n"
     "reload --wait; 0 waits forever). events streams until SIGINT or until the master\n"
     "closes the connection, then exits 0; with --json it prints one event object per line.\n"
-    "Exit status: 0 success, 1 the master refused (its error on stderr), 2 cannot\n"
-    "connect, no or unreadable reply, or usage error.";
+    "reload --wait prints the reload's progress until it is over (--json: its events,\n"
+    "then the reply, one JSON object per line).\n"
+    "Exit status: 0 success, 1 the master refused or the reload failed (the error on\n"
+    "stderr), 2 cannot connect, no or unreadable reply, or usage error.";
 
 // Written by the signal handler, read by the events loop: the handler only
 // records that the operator asked to stop.
@@ -154,6 +168,179 @@ struct Options {
   double timeout_seconds = kDefaultTimeoutSeconds;
 };
 
+// The reply `line` as JSON, when it is a reply at all ({"ok":bool,...});
+// nullopt, with the complaint printed, otherwise.
+std::optional<json> parse_reply(const std::string& line) {
+  json reply = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (!reply.is_object() || !reply.contains("ok") || !reply["ok"].is_boolean()) {
+    print_error("unexpected reply from the master: " + line);
+    return std::nullopt;
+  }
+  return reply;
+}
+
+// Prints the reply to anything but `events`: the line itself with --json, the
+// error on stderr, the human text otherwise. Returns the exit status.
+int print_reply(const Options& options, const std::string& line, const json& reply) {
+  if (options.json_output) std::cout << line << std::endl;
+  if (!reply["ok"].get<bool>()) {
+    print_error(herd::ctl::reply_error(reply));
+    return kExitRefused;
+  }
+  if (!options.json_output) {
+    std::cout << herd::ctl::format_reply(options.request, reply) << std::flush;
+  }
+  return kExitOk;
+}
+
+// A second connection to the master, subscribed to its events, for
+// reload --wait to show the reload's progress. On failure (the reason on
+// stderr) nullopt: reload --wait then waits for its reply without progress.
+std::optional<ControlClient> subscribe_to_events(const std::string& path, Milliseconds timeout) {
+  std::optional<ControlClient> events(std::in_place, path, timeout);
+  herd::ctl::Request subscribe;
+  subscribe.command = Command::kEvents;
+  std::string failure;
+  if (!events->connected()) {
+    failure = "cannot connect: " + events->error();
+  } else if (!events->send_line(herd::ctl::make_request(subscribe).dump())) {
+    failure = "cannot send: " + events->error();
+  } else {
+    ReadResult result = events->read_line(timeout);
+    json ack = result.outcome == ReadOutcome::kLine
+                   ? json::parse(result.line, nullptr, /*allow_exceptions=*/false)
+                   : json();
+    auto is_true = [&ack](const char* key) {
+      return ack.is_object() && ack.contains(key) && ack[key] == true;
+    };
+    if (result.outcome != ReadOutcome::kLine) {
+      failure = "no answer to the events request";
+    } else if (!is_true("ok") || !is_true("events")) {
+      failure = ack.is_object() && ack.contains("error") ? herd::ctl::reply_error(ack)
+                                                         : "unexpected answer " + result.line;
+    }
+  }
+  if (failure.empty()) return events;
+  print_error("not showing the reload's progress (events: " + failure +
+              "); waiting for it to finish");
+  return std::nullopt;
+}
+
+// Waits for the reply to reload --wait on `client`, printing the reload's
+// events from `events` (when subscribed) as they arrive; one poll() covers
+// both connections and the whole wait ends at `deadline`. The reply is what
+// counts; if its connection closes first (the master drops a connection that
+// has sent nothing for 30 s, one waiting for a long reload too), the reload's
+// last event says how it ended. Returns the exit status.
+int wait_for_reload(ControlClient& client, ControlClient* events, const Options& options,
+                    std::optional<Clock::time_point> deadline) {
+  herd::ctl::ReloadProgress progress;
+  auto show = [&](const std::string& line) {
+    json event = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    std::optional<std::string> text = progress.observe(event);
+    if (!text) return;
+    if (options.json_output) {
+      std::cout << line << std::endl;
+    } else {
+      std::cout << *text << std::flush;
+    }
+  };
+  // Shows every event that has arrived; false once the stream has ended.
+  auto read_events = [&] {
+    for (;;) {
+      ReadResult result = events->read_line(Milliseconds{0});
+      if (result.outcome == ReadOutcome::kTimeout) return true;
+      if (result.outcome != ReadOutcome::kLine) return false;
+      show(result.line);
+    }
+  };
+
+  std::optional<std::string> reply_line;
+  bool reply_accepted = false;  // ok:true: the reload ran, so its events came first
+  std::optional<Clock::time_point> reply_time;
+  std::optional<Clock::time_point> last_event_deadline;
+  std::optional<ReadResult> reply_lost;  // the connection ended without a reply
+  for (;;) {
+    std::optional<Clock::time_point> wait_until = deadline;
+    if (reply_line || reply_lost) {
+      // Still to come: this reload's last event, if any.
+      if (events == nullptr || progress.finished()) break;
+      if (reply_lost && !progress.started()) break;
+      // A refused reload never started: take only the events already here.
+      if (reply_line) {
+        wait_until = progress.started() || reply_accepted ? last_event_deadline : reply_time;
+      }
+    }
+
+    std::array<pollfd, 2> fds{};
+    nfds_t count = 0;
+    if (events != nullptr) fds[count++] = {events->fd(), POLLIN, 0};
+    bool reading_reply = !reply_line && !reply_lost;
+    if (reading_reply) fds[count++] = {client.fd(), POLLIN, 0};
+    int ready = ::poll(fds.data(), count, herd::ctl::poll_timeout(wait_until));
+    if (ready < 0) {
+      if (errno == EINTR) continue;
+      print_error(std::string("poll() failed: ") + std::strerror(errno));
+      return kExitNoAnswer;
+    }
+    if (ready == 0) {
+      if (reply_line) break;  // the last event is not coming; the reply says it all
+      return report_no_reply({ReadOutcome::kTimeout, {}, {}}, options.socket_path,
+                             options.timeout_seconds);
+    }
+    // Events first: whatever arrived with the reply was sent before it.
+    if (events != nullptr && fds[0].revents != 0 && !read_events()) events = nullptr;
+    if (reading_reply && fds[count - 1].revents != 0) {
+      ReadResult result = client.read_line(Milliseconds{0});
+      if (result.outcome == ReadOutcome::kLine) {
+        reply_line = result.line;
+        json reply = json::parse(result.line, nullptr, /*allow_exceptions=*/false);
+        reply_accepted = reply.is_object() && reply.contains("ok") && reply["ok"] == true;
+        reply_time = Clock::now();
+        last_event_deadline = *reply_time + kLastEventGrace;
+        if (deadline) last_event_deadline = std::min(*last_event_deadline, *deadline);
+      } else if (result.outcome != ReadOutcome::kTimeout) {
+        reply_lost = result;
+      }
+    }
+  }
+
+  if (reply_line) {
+    std::optional<json> reply = parse_reply(*reply_line);
+    return reply ? print_reply(options, *reply_line, *reply) : kExitNoAnswer;
+  }
+  // The master closed the waiting connection, but the events told the end.
+  if (progress.failed()) {
+    print_error(progress.error());
+    return kExitRefused;
+  }
+  if (progress.finished()) return kExitOk;
+  return report_no_reply(*reply_lost, options.socket_path, options.timeout_seconds);
+}
+
+// reload --wait: subscribes to the events on a second connection first, so
+// the first reload `start` event seen is this reload's, then sends the
+// request on `client` and waits. Returns the exit status.
+int reload_and_wait(ControlClient& client, const Options& options, Milliseconds connect_timeout) {
+  std::optional<Clock::time_point> deadline;
+  if (std::optional<Milliseconds> timeout = to_timeout(options.timeout_seconds)) {
+    deadline = Clock::now() + *timeout;
+  }
+  Milliseconds subscribe_timeout = connect_timeout;
+  if (deadline) {
+    // At least 1 ms: a zero SO_SNDTIMEO would mean no bound at all.
+    subscribe_timeout = std::clamp(std::chrono::ceil<Milliseconds>(*deadline - Clock::now()),
+                                   Milliseconds{1}, connect_timeout);
+  }
+  std::optional<ControlClient> events = subscribe_to_events(options.socket_path, subscribe_timeout);
+
+  if (!client.send_line(herd::ctl::make_request(options.request).dump())) {
+    print_error("cannot send to " + options.socket_path + ": " + client.error());
+    return kExitNoAnswer;
+  }
+  return wait_for_reload(client, events ? &*events : nullptr, options, deadline);
+}
+
 // Fills `options` from argv. Returns the exit status when herdctl should
 // stop here (--help, --version, a usage error), nullopt to go on.
 std::optional<int> parse_command_line(int argc, char** argv, Options& options) {
@@ -206,7 +393,8 @@ std::optional<int> parse_command_line(int argc, char** argv, Options& options) {
       ->check(not_negative);
   CLI::App* reload = add_command("reload", "Rolling restart of every worker, one slot at a time",
                                  Command::kReload);
-  reload->add_flag("--wait", request.wait, "Reply only once the reload is over");
+  reload->add_flag("--wait", request.wait,
+                   "Print the reload's progress until it is over; exit 1 if it failed");
   CLI::App* scale = add_command("scale", "Change the number of workers", Command::kScale);
   scale->add_option("workers", request.workers, "The new worker count")
       ->required()
@@ -251,6 +439,10 @@ int run_command(const Options& options) {
     return kExitNoAnswer;
   }
 
+  if (request.command == Command::kReload && request.wait) {
+    return reload_and_wait(client, options, connect_timeout);
+  }
+
   UniqueFd interrupt_write;
   UniqueFd interrupt_read;
   if (request.command == Command::kEvents) interrupt_read = install_interrupt_pipe(interrupt_write);
@@ -263,29 +455,16 @@ int run_command(const Options& options) {
   if (result.outcome != ReadOutcome::kLine) {
     return report_no_reply(result, path, options.timeout_seconds);
   }
-  json reply = json::parse(result.line, nullptr, /*allow_exceptions=*/false);
-  if (!reply.is_object() || !reply.contains("ok") || !reply["ok"].is_boolean()) {
-    print_error("unexpected reply from the master: " + result.line);
-    return kExitNoAnswer;
-  }
-  bool ok = reply["ok"].get<bool>();
-
+  std::optional<json> reply = parse_reply(result.line);
+  if (!reply) return kExitNoAnswer;
   // With --json the events stream shows the events only, not its
   // {"ok":true,"events":true} acknowledgement, so every line is an event.
-  if (options.json_output && !(ok && request.command == Command::kEvents)) {
-    std::cout << result.line << std::endl;
+  if (request.command != Command::kEvents || !(*reply)["ok"].get<bool>()) {
+    return print_reply(options, result.line, *reply);
   }
-  if (!ok) {
-    print_error(herd::ctl::reply_error(reply));
-    return kExitRefused;
-  }
-  if (request.command == Command::kEvents) {
-    // Says the subscription holds: until the first event the screen is blank.
-    if (!options.json_output) std::cerr << "watching events of " << path << " (Ctrl-C to stop)\n";
-    return stream_events(client, interrupt_read.get(), options.json_output);
-  }
-  if (!options.json_output) std::cout << herd::ctl::format_reply(request, reply) << std::flush;
-  return kExitOk;
+  // Says the subscription holds: until the first event the screen is blank.
+  if (!options.json_output) std::cerr << "watching events of " << path << " (Ctrl-C to stop)\n";
+  return stream_events(client, interrupt_read.get(), options.json_output);
 }
 
 }  // namespace

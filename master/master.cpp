@@ -354,7 +354,9 @@ void Master::report_replacements(const ReplacementPlan::Outcome& outcome) {
     emit(what, {{"phase", "done"}, {"replaced", outcome.replaced}});
   } else {
     spdlog::error("{} stopped: {}; the old workers keep serving", what, outcome.failure);
-    emit(what, {{"phase", "failed"}, {"error", outcome.failure}});
+    nlohmann::json fields = {{"phase", "failed"}, {"error", outcome.failure}};
+    if (outcome.interrupted) fields["id"] = *outcome.interrupted;
+    emit(what, std::move(fields));
   }
   nlohmann::json reply = outcome.failure.empty()
                              ? nlohmann::json{{"ok", true}, {"reloaded", outcome.replaced}}
@@ -592,7 +594,10 @@ void Master::handle_message(WorkerRecord& worker, const std::string& payload) {
       workers_.promote(worker.id);
       if (WorkerRecord* old_record = workers_.find(*old_worker)) drain_worker(*old_record);
       if (replacements_.reloading()) {
-        emit("reload", {{"phase", "progress"}, {"replaced", *old_worker}, {"by", worker.id}});
+        emit("reload", {{"phase", "progress"},
+                        {"replaced", *old_worker},
+                        {"by", worker.id},
+                        {"remaining", replacements_.queued()}});
       }
       advance_replacements();
     }
@@ -711,7 +716,10 @@ void Master::handle_control_line(ControlServer::ClientId client, std::string_vie
       advance_replacements();
       break;
     case ControlAction::kReload:
-      if (decision.reply.is_null()) reload_waiters_.push_back(client);
+      if (decision.reply.is_null()) {
+        reload_waiters_.push_back(client);
+        control_->wait_without_timeout(client);  // a reload may take longer than the idle limit
+      }
       start_reload(decision.workers);
       break;
     case ControlAction::kScale:

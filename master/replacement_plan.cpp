@@ -42,7 +42,7 @@ std::optional<WorkerId> ReplacementPlan::successor_ready(WorkerId worker) {
 }
 
 ReplacementPlan::Outcome ReplacementPlan::fail(const std::string& why) {
-  Outcome outcome{reloading_, replaced_, why};
+  Outcome outcome{reloading_, replaced_, why, replacing()};
   reset();
   return outcome;
 }
@@ -50,7 +50,7 @@ ReplacementPlan::Outcome ReplacementPlan::fail(const std::string& why) {
 std::optional<ReplacementPlan::Outcome> ReplacementPlan::take_finished() {
   if (current_ || !queue_.empty()) return std::nullopt;
   if (replaced_.empty() && !reloading_) return std::nullopt;
-  Outcome outcome{reloading_, replaced_, ""};
+  Outcome outcome{reloading_, replaced_, "", std::nullopt};
   reset();
   return outcome;
 }

@@ -21,9 +21,10 @@ class ReplacementPlan {
  public:
   // A run is over: the queue ran dry, or a successor failed.
   struct Outcome {
-    bool reload = false;             // the run included a whole reload
-    std::vector<WorkerId> replaced;  // old workers replaced, in order
-    std::string failure;             // empty on success
+    bool reload = false;                  // the run included a whole reload
+    std::vector<WorkerId> replaced;       // old workers replaced, in order
+    std::string failure;                  // empty on success
+    std::optional<WorkerId> interrupted;  // the old worker whose replacement failed
   };
 
   // Queues a whole reload. Refused (false) while another reload runs.
@@ -48,6 +49,7 @@ class ReplacementPlan {
 
   bool reloading() const { return reloading_; }
   bool in_flight() const { return current_.has_value(); }
+  std::size_t queued() const { return queue_.size(); }
   std::optional<WorkerId> successor() const;
   std::optional<WorkerId> replacing() const;
 

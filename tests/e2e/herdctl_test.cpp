@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,10 +19,12 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -195,12 +198,21 @@ std::vector<std::string> fast_supervision() {
 
 // What the fake master does with one request line.
 struct FakeReply {
+  FakeReply(std::vector<std::string> lines, bool close, std::vector<std::string> events = {},
+            bool subscribe = false)
+      : lines(std::move(lines)), close(close), events(std::move(events)), subscribe(subscribe) {}
+
   std::vector<std::string> lines;  // written, each followed by '\n'
   bool close = true;               // close the connection afterwards
+  // Written first, to every connection that subscribed: the real master emits
+  // a reload's events before it replies to `reload --wait`.
+  std::vector<std::string> events;
+  bool subscribe = false;  // this connection now receives `events` (and is never closed)
 };
 
 // Listens on <tempdir>/control.sock (or `socket_name` in it) and answers each
-// request line with `respond`. Records every request line it read.
+// request line with `respond`, serving any number of connections at once.
+// Records every request line it read, in the order it read them.
 class FakeMaster {
  public:
   explicit FakeMaster(std::function<FakeReply(const std::string&)> respond,
@@ -239,42 +251,75 @@ class FakeMaster {
   }
 
  private:
-  // Waits for `fd` to be readable; false once the destructor asks to stop.
-  bool wait_readable(int fd) {
-    std::array<pollfd, 2> fds{{{fd, POLLIN, 0}, {stop_read_.get(), POLLIN, 0}}};
-    while (::poll(fds.data(), fds.size(), -1) < 0) {
-      if (errno != EINTR) return false;
-    }
-    return fds[1].revents == 0;
-  }
-
-  void serve() {
-    while (wait_readable(listener_.get())) {
-      UniqueFd client(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-      if (client) serve_client(client);
-    }
-  }
-
-  void serve_client(const UniqueFd& client) {
+  struct Connection {
+    UniqueFd socket;  // invalid once closed
     std::string pending;
-    while (wait_readable(client.get())) {
-      char buffer[4096];
-      ssize_t count = ::recv(client.get(), buffer, sizeof(buffer), 0);
-      if (count <= 0) return;
-      pending.append(buffer, static_cast<std::size_t>(count));
-      for (std::size_t newline; (newline = pending.find('\n')) != std::string::npos;) {
-        std::string line = pending.substr(0, newline);
-        pending.erase(0, newline + 1);
-        {
-          std::lock_guard lock(mutex_);
-          requests_.push_back(line);
-        }
-        FakeReply reply = respond_(line);
-        for (const std::string& out : reply.lines) {
-          std::string bytes = out + "\n";
-          if (::send(client.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL) < 0) return;
-        }
-        if (reply.close) return;
+    bool subscribed = false;
+  };
+
+  static void send_lines(const Connection& connection, const std::vector<std::string>& lines) {
+    for (const std::string& line : lines) {
+      std::string bytes = line + "\n";
+      if (::send(connection.socket.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL) < 0) return;
+    }
+  }
+
+  // Until the destructor asks to stop: accepts, reads and answers.
+  void serve() {
+    std::vector<Connection> connections;
+    for (;;) {
+      std::vector<pollfd> fds{{stop_read_.get(), POLLIN, 0}, {listener_.get(), POLLIN, 0}};
+      for (const Connection& connection : connections) {
+        fds.push_back({connection.socket.get(), POLLIN, 0});
+      }
+      if (::poll(fds.data(), fds.size(), -1) < 0) {
+        if (errno == EINTR) continue;
+        ADD_FAILURE() << "fake master: poll() failed: " << std::strerror(errno);
+        return;
+      }
+      if (fds[0].revents != 0) return;
+      for (std::size_t index = 0; index + 2 < fds.size(); ++index) {
+        if (fds[index + 2].revents != 0) read_requests(connections, index);
+      }
+      if (fds[1].revents != 0) {
+        UniqueFd client(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        if (client) connections.push_back(Connection{std::move(client), {}, false});
+      }
+      std::erase_if(connections,
+                    [](const Connection& connection) { return !connection.socket.valid(); });
+    }
+  }
+
+  // Answers the complete lines that have arrived on connections[index];
+  // closes it on EOF or when a reply says so.
+  void read_requests(std::vector<Connection>& connections, std::size_t index) {
+    Connection& connection = connections[index];
+    char buffer[4096];
+    ssize_t count = ::recv(connection.socket.get(), buffer, sizeof(buffer), 0);
+    if (count <= 0) {
+      connection.socket.reset();
+      return;
+    }
+    connection.pending.append(buffer, static_cast<std::size_t>(count));
+    for (std::size_t newline; (newline = connection.pending.find('\n')) != std::string::npos;) {
+      std::string line = connection.pending.substr(0, newline);
+      connection.pending.erase(0, newline + 1);
+      if (connection.subscribed) continue;  // as the real master: a stream takes no requests
+      {
+        std::lock_guard lock(mutex_);
+        requests_.push_back(line);
+      }
+      FakeReply reply = respond_(line);
+      for (const Connection& subscriber : connections) {
+        if (subscriber.subscribed && subscriber.socket.valid())
+          send_lines(subscriber, reply.events);
+      }
+      send_lines(connection, reply.lines);
+      if (reply.subscribe) {
+        connection.subscribed = true;
+      } else if (reply.close) {
+        connection.socket.reset();
+        return;
       }
     }
   }
@@ -375,11 +420,13 @@ TEST(HerdctlFake, ArgumentsTravelBesideCmd) {
   EXPECT_EQ(herdctl(master.path(), {"reload", "--wait"}).exit_code, 0);
 
   std::vector<std::string> requests = master.requests();
-  ASSERT_EQ(requests.size(), 4u);
+  ASSERT_EQ(requests.size(), 5u);
   EXPECT_EQ(json::parse(requests[0]), json({{"cmd", "scale"}, {"workers", 3}}));
   EXPECT_EQ(json::parse(requests[1]), json({{"cmd", "restart"}, {"id", 7}}));
   EXPECT_EQ(json::parse(requests[2]), json({{"cmd", "stats"}, {"id", 5}}));
-  EXPECT_EQ(json::parse(requests[3]), json({{"cmd", "reload"}, {"wait", true}}));
+  // reload --wait subscribes to the events (for its progress) before it asks.
+  EXPECT_EQ(json::parse(requests[3]), json({{"cmd", "events"}}));
+  EXPECT_EQ(json::parse(requests[4]), json({{"cmd", "reload"}, {"wait", true}}));
 }
 
 TEST(HerdctlFake, JsonPrintsTheReplyLineUnchanged) {
@@ -497,6 +544,189 @@ TEST(HerdctlFake, EventsEndsWithExitZeroOnSigint) {
   ASSERT_TRUE(status) << "herdctl events ignored SIGINT";
   EXPECT_TRUE(WIFEXITED(*status)) << "status " << *status;
   EXPECT_EQ(WEXITSTATUS(*status), 0);
+}
+
+// ---- reload --wait against a fake master ------------------------------------
+
+constexpr const char* kEventsAck = R"({"ok":true,"events":true})";
+constexpr const char* kReplacementDied =
+    "the replacement for worker 1 exited (code 1) before it was ready";
+
+// A fake master whose `events` subscription is acknowledged and whose answer
+// to `reload --wait` is `reload_events` (to the subscribers) and then `reply`
+// (none: the connection stays silent; "" closes it without a reply).
+FakeMaster reload_master(std::vector<std::string> reload_events, std::optional<std::string> reply) {
+  return FakeMaster([reload_events = std::move(reload_events),
+                     reply = std::move(reply)](const std::string& line) {
+    json request = json::parse(line, nullptr, false);
+    if (request.value("cmd", "") == "events") return FakeReply{{kEventsAck}, false, {}, true};
+    if (!reply) return FakeReply{{}, false, reload_events};
+    if (reply->empty()) return FakeReply{{}, true, reload_events};
+    return FakeReply{{*reply}, true, reload_events};
+  });
+}
+
+std::vector<std::string> failed_reload_events() {
+  return {
+      R"({"event":"reload","phase":"start","time":1,"workers":[1,2]})",
+      R"({"event":"spawn","time":2,"id":3,"slot":0,"pid":4050})",
+      R"({"event":"restart","phase":"start","time":2,"id":1,"successor":3})",
+      R"({"event":"exit","time":3,"id":3,"slot":0,"pid":4050,"code":1,"signal":null})",
+      std::string(R"({"event":"reload","phase":"failed","time":3,"error":")") + kReplacementDied +
+          R"("})",
+  };
+}
+
+std::string failed_reload_reply() {
+  return json({{"ok", false}, {"error", kReplacementDied}}).dump();
+}
+
+TEST(HerdctlFake, ReloadWaitPrintsTheProgressOfItsOwnReload) {
+  FakeMaster master = reload_master(
+      {
+          // The end of an earlier reload, still on its way when this one was asked for.
+          R"({"event":"reload","phase":"done","time":1,"replaced":[9]})",
+          R"({"event":"reload","phase":"start","time":2,"workers":[1,2]})",
+          R"({"event":"spawn","time":2,"id":3,"slot":0,"pid":4050})",
+          R"({"event":"restart","phase":"start","time":2,"id":1,"successor":3})",
+          R"({"event":"ready","time":3,"id":3,"slot":0,"pid":4050})",
+          R"({"event":"reload","phase":"progress","time":3,"replaced":1,"by":3,"remaining":1})",
+          R"({"event":"restart","phase":"start","time":3,"id":2,"successor":4})",
+          R"({"event":"exit","time":4,"id":1,"slot":0,"pid":4043,"code":0,"signal":null})",
+          R"({"event":"exit","time":4,"id":7,"slot":5,"pid":4047,"code":0,"signal":null})",
+          R"({"event":"reload","phase":"progress","time":5,"replaced":2,"by":4,"remaining":0})",
+          R"({"event":"reload","phase":"done","time":5,"replaced":[1,2]})",
+      },
+      R"({"ok":true,"reloaded":[1,2]})");
+
+  RunResult result = herdctl(master.path(), {"reload", "--wait"});
+
+  EXPECT_EQ(result.exit_code, 0) << result;
+  EXPECT_EQ(result.out,
+            "replacing 2 workers: 1 2\n"
+            "worker 1 -> 3 starting\n"
+            "worker 1 -> 3 ready (1 left)\n"
+            "worker 2 -> 4 starting\n"
+            "worker 1 exited (code 0)\n"
+            "worker 2 -> 4 ready (0 left)\n"
+            "reload done: replaced 1 2\n"
+            "reloaded 2 workers (replaced ids 1, 2)\n")
+      << result;
+  EXPECT_TRUE(result.err.empty()) << result;
+  EXPECT_EQ(master.requests(),
+            (std::vector<std::string>{R"({"cmd":"events"})", R"({"cmd":"reload","wait":true})"}));
+}
+
+TEST(HerdctlFake, ReloadWaitThatFailsExitsOneWithTheErrorOnStderr) {
+  FakeMaster master = reload_master(failed_reload_events(), failed_reload_reply());
+
+  RunResult result = herdctl(master.path(), {"reload", "--wait"});
+
+  EXPECT_EQ(result.exit_code, 1) << result;
+  EXPECT_EQ(result.out, std::string("replacing 2 workers: 1 2\n"
+                                    "worker 1 -> 3 starting\n"
+                                    "worker 3 exited (code 1)\n"
+                                    "reload failed: ") +
+                            kReplacementDied + "\n")
+      << result;
+  EXPECT_EQ(result.err, std::string("herdctl: ") + kReplacementDied + "\n") << result;
+}
+
+TEST(HerdctlFake, ReloadWaitJsonPrintsItsEventsThenTheReplyOneObjectPerLine) {
+  std::vector<std::string> events = failed_reload_events();
+  FakeMaster master = reload_master(events, failed_reload_reply());
+
+  RunResult result = herdctl(master.path(), {"reload", "--wait", "--json"});
+
+  EXPECT_EQ(result.exit_code, 1) << result;
+  // Every event of the reload except the spawn (events[1]), which names no
+  // worker being replaced yet; then the reply.
+  EXPECT_EQ(result.out_lines(), (std::vector<std::string>{events[0], events[2], events[3],
+                                                          events[4], failed_reload_reply()}))
+      << result;
+  for (const std::string& line : result.out_lines()) {
+    EXPECT_TRUE(json::parse(line, nullptr, false).is_object()) << line;
+  }
+  EXPECT_EQ(result.err, std::string("herdctl: ") + kReplacementDied + "\n") << result;
+}
+
+TEST(HerdctlFake, ReloadWaitWhileAReloadRunsIsRefusedWithExitOne) {
+  FakeMaster master = reload_master(
+      // The running reload goes on; none of it is this herdctl's.
+      {R"({"event":"reload","phase":"progress","time":1,"replaced":5,"by":6,"remaining":1})"},
+      R"({"ok":false,"error":"a reload is already in progress; wait for it to finish"})");
+
+  RunResult result = herdctl(master.path(), {"reload", "--wait"});
+
+  EXPECT_EQ(result.exit_code, 1) << result;
+  EXPECT_TRUE(result.out.empty()) << result;
+  EXPECT_EQ(result.err, "herdctl: a reload is already in progress; wait for it to finish\n")
+      << result;
+}
+
+TEST(HerdctlFake, ReloadWaitWithoutTheEventsStreamStillWaitsForTheReply) {
+  FakeMaster master([](const std::string& line) {
+    if (json::parse(line, nullptr, false).value("cmd", "") == "events") {
+      return reply_with(R"({"ok":false,"error":"unknown command 'events'"})");
+    }
+    return reply_with(R"({"ok":true,"reloaded":[1]})");
+  });
+
+  RunResult result = herdctl(master.path(), {"reload", "--wait"});
+
+  EXPECT_EQ(result.exit_code, 0) << result;
+  EXPECT_EQ(result.out, "reloaded 1 worker (replaced ids 1)\n") << result;
+  EXPECT_EQ(result.err,
+            "herdctl: not showing the reload's progress (events: unknown command 'events'); "
+            "waiting for it to finish\n")
+      << result;
+}
+
+TEST(HerdctlFake, ReloadWaitGivesUpAtTheTimeoutWithExitTwo) {
+  FakeMaster master =
+      reload_master({R"({"event":"reload","phase":"start","time":1,"workers":[1]})"}, std::nullopt);
+
+  Clock::time_point start = Clock::now();
+  RunResult result = herdctl(master.path(), {"reload", "--wait", "--timeout", "0.5"});
+
+  EXPECT_EQ(result.exit_code, 2) << result;
+  EXPECT_EQ(result.out, "replacing 1 worker: 1\n") << result;
+  EXPECT_EQ(result.err, "herdctl: no reply from the master at " + master.path() +
+                            " within 0.5 s (use --timeout to wait longer)\n")
+      << result;
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));
+}
+
+TEST(HerdctlFake, ReloadWaitTakesTheEndFromTheEventsWhenTheReplyConnectionCloses) {
+  FakeMaster master = reload_master(
+      {
+          R"({"event":"reload","phase":"start","time":1,"workers":[1]})",
+          R"({"event":"restart","phase":"start","time":1,"id":1,"successor":2})",
+          R"({"event":"reload","phase":"progress","time":2,"replaced":1,"by":2})",
+          R"({"event":"reload","phase":"done","time":2,"replaced":[1]})",
+      },
+      "");
+
+  RunResult result = herdctl(master.path(), {"reload", "--wait"});
+
+  EXPECT_EQ(result.exit_code, 0) << result;
+  EXPECT_EQ(result.out,
+            "replacing 1 worker: 1\n"
+            "worker 1 -> 2 starting\n"
+            "worker 1 -> 2 ready (0 left)\n"
+            "reload done: replaced 1\n")
+      << result;
+}
+
+TEST(HerdctlFake, ReloadWaitWithNeitherReplyNorEventsExitsTwo) {
+  FakeMaster master = reload_master({}, "");
+
+  RunResult result = herdctl(master.path(), {"reload", "--wait"});
+
+  EXPECT_EQ(result.exit_code, 2) << result;
+  EXPECT_EQ(result.err,
+            "herdctl: the master at " + master.path() + " closed the connection without replying\n")
+      << result;
 }
 
 // ---- against the real master ------------------------------------------------
@@ -678,17 +908,144 @@ TEST(Herdctl, StopEndsTheMasterAndTheEventsStream) {
   EXPECT_EQ(after.exit_code, 2) << after;
 }
 
-TEST(Herdctl, ReloadWaitReportsTheReplacedWorkers) {
+std::set<std::uint64_t> worker_ids(const json& status) {
+  std::set<std::uint64_t> ids;
+  for (const json& worker : status.value("workers", json::array())) {
+    ids.insert(worker.value("id", 0ull));
+  }
+  return ids;
+}
+
+std::set<std::uint64_t> current_worker_ids(const std::string& socket) {
+  RunResult result = herdctl(socket, {"status", "--json"});
+  json status = json::parse(result.out, nullptr, false);
+  EXPECT_TRUE(result.exit_code == 0 && status.is_object()) << result;
+  return status.is_object() ? worker_ids(status) : std::set<std::uint64_t>{};
+}
+
+// Writes <dir>/worker, a worker program for --exec: the first worker of each
+// slot is the real herd-worker, every later one (a reload's successors) runs
+// the shell command `successor` instead.
+std::string write_worker_script(const TempDir& dir, const std::string& successor) {
+  std::string path = dir.path() + "/worker";
+  {
+    std::ofstream script(path);
+    script << "#!/bin/sh\n"
+           << "marker='" << dir.path() << "/slot-'\"$HERD_WORKER_SLOT\"\n"
+           << "if [ -e \"$marker\" ]; then " << successor << "; fi\n"
+           << ": > \"$marker\"\n"
+           << "exec '" << kWorkerPath << "' \"$@\"\n";
+  }
+  EXPECT_EQ(::chmod(path.c_str(), 0755), 0) << std::strerror(errno);
+  return path;
+}
+
+TEST(Herdctl, ReloadWaitPrintsProgressAndReplacesEveryWorker) {
   std::optional<Cluster> cluster = start_cluster(2, fast_supervision());
+  ASSERT_TRUE(cluster);
+  std::string socket = control_socket(*cluster);
+  std::set<std::uint64_t> before = current_worker_ids(socket);
+  ASSERT_EQ(before.size(), 2u);
+
+  RunResult result = herdctl(socket, {"reload", "--wait"});
+
+  ASSERT_EQ(result.exit_code, 0) << result;
+  EXPECT_TRUE(result.err.empty()) << result;
+  std::vector<std::string> lines = result.out_lines();
+  ASSERT_GE(lines.size(), 6u) << result;
+  std::smatch start;
+  ASSERT_TRUE(
+      std::regex_match(lines.front(), start, std::regex(R"(replacing 2 workers: (\d+) (\d+))")))
+      << result;
+  EXPECT_EQ((std::set<std::uint64_t>{std::stoull(start[1]), std::stoull(start[2])}), before);
+  for (std::uint64_t id : before) {
+    std::regex ready("^worker " + std::to_string(id) + R"( -> \d+ ready \(\d+ left\)$)");
+    EXPECT_EQ(std::count_if(lines.begin(), lines.end(),
+                            [&](const std::string& line) { return std::regex_match(line, ready); }),
+              1)
+        << result;
+  }
+  EXPECT_TRUE(
+      std::regex_match(lines[lines.size() - 2], std::regex(R"(reload done: replaced \d+ \d+)")))
+      << result;
+  EXPECT_TRUE(
+      std::regex_match(lines.back(), std::regex(R"(reloaded 2 workers \(replaced ids \d+, \d+\))")))
+      << result;
+
+  // The old workers may still be draining; once gone, every id is new.
+  std::set<std::uint64_t> after;
+  EXPECT_TRUE(wait_for_status(socket, [&](const json& status) {
+    after = worker_ids(status);
+    return after.size() == 2 && ready_workers(status) == 2;
+  })) << herdctl(socket, {"status"});
+  for (std::uint64_t id : after) EXPECT_EQ(before.count(id), 0u) << "worker " << id << " survived";
+}
+
+TEST(Herdctl, ReloadWaitJsonPrintsTheEventsAndTheReplyOneObjectPerLine) {
+  std::optional<Cluster> cluster = start_cluster(2, fast_supervision());
+  ASSERT_TRUE(cluster);
+
+  RunResult result = herdctl(control_socket(*cluster), {"reload", "--wait", "--json"});
+
+  ASSERT_EQ(result.exit_code, 0) << result;
+  std::vector<std::string> lines = result.out_lines();
+  ASSERT_GE(lines.size(), 3u) << result;
+  std::vector<json> objects;
+  for (const std::string& line : lines) {
+    objects.push_back(json::parse(line, nullptr, false));
+    ASSERT_TRUE(objects.back().is_object()) << line;
+  }
+  EXPECT_EQ(objects.front().value("event", ""), "reload") << result;
+  EXPECT_EQ(objects.front().value("phase", ""), "start") << result;
+  for (std::size_t index = 0; index + 1 < objects.size(); ++index) {
+    EXPECT_TRUE(objects[index].contains("event")) << lines[index];
+  }
+  EXPECT_EQ(objects[objects.size() - 2].value("phase", ""), "done") << result;
+  const json& reply = objects.back();
+  EXPECT_EQ(reply.value("ok", false), true) << result;
+  EXPECT_EQ(reply.value("reloaded", json()).size(), 2u) << result;
+}
+
+TEST(Herdctl, ReloadWaitExitsOneWhenAReplacementDies) {
+  TempDir scripts;
+  std::vector<std::string> args = fast_supervision();
+  args.insert(args.end(), {"--exec", write_worker_script(scripts, "exit 1")});
+  std::optional<Cluster> cluster = start_cluster(2, args);
   ASSERT_TRUE(cluster);
 
   RunResult result = herdctl(control_socket(*cluster), {"reload", "--wait"});
 
-  EXPECT_EQ(result.exit_code, 0) << result;
-  EXPECT_TRUE(std::regex_search(result.out, std::regex(R"(^reloaded 2 workers \(replaced ids)")))
+  EXPECT_EQ(result.exit_code, 1) << result;
+  std::vector<std::string> lines = result.out_lines();
+  ASSERT_GE(lines.size(), 2u) << result;
+  EXPECT_TRUE(std::regex_match(lines.front(), std::regex(R"(replacing 2 workers: \d+ \d+)")))
       << result;
-  EXPECT_TRUE(wait_for_status(control_socket(*cluster),
-                              [](const json& status) { return ready_workers(status) == 2; }));
+  EXPECT_TRUE(std::any_of(lines.begin(), lines.end(), [](const std::string& line) {
+    return std::regex_match(line, std::regex(R"(worker \d+ exited \(code 1\))"));
+  })) << result;
+  std::smatch failed;
+  ASSERT_TRUE(std::regex_match(lines.back(), failed, std::regex("reload failed: (.+)"))) << result;
+  EXPECT_EQ(result.err, "herdctl: " + failed[1].str() + "\n") << result;
+}
+
+TEST(Herdctl, ReloadWaitIsRefusedWhileAReloadRuns) {
+  TempDir scripts;
+  // Successors never get ready, and the master gives them 20 s: the first
+  // reload is still running when the second is asked for.
+  std::optional<Cluster> cluster = start_cluster(
+      2, {"--heartbeat-interval", "200", "--heartbeat-timeout", "20000", "--kill-timeout", "2000",
+          "--exec", write_worker_script(scripts, "exec sleep 60")});
+  ASSERT_TRUE(cluster);
+  std::string socket = control_socket(*cluster);
+  RunResult first = herdctl(socket, {"reload"});
+  ASSERT_EQ(first.exit_code, 0) << first;
+
+  RunResult second = herdctl(socket, {"reload", "--wait"});
+
+  EXPECT_EQ(second.exit_code, 1) << second;
+  EXPECT_TRUE(second.out.empty()) << second;
+  EXPECT_EQ(second.err, "herdctl: a reload is already in progress; wait for it to finish\n")
+      << second;
 }
 
 }  // namespace
