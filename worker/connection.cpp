@@ -38,9 +38,16 @@ void Connection::drain() {
   // was adopted and has not been answered yet (its request may still be on
   // the wire), or if bytes wait unread in the socket: its response will say
   // Connection: close. The drain deadline bounds how long that can take.
+  draining_ = true;
   if (session_.in_request() || !served_ || unread_bytes_waiting()) return;
-  if (!output_pending()) return close();
-  close_when_flushed_ = true;
+  if (output_pending()) {
+    close_when_flushed_ = true;
+    return;
+  }
+  // Idle: an active client's next request still gets an answer (with
+  // Connection: close); a quiet one is closed when the grace runs out.
+  request_timer_running_ = false;
+  arm_timer(timer_.get(), settings_.drain_idle_grace);
 }
 
 bool Connection::unread_bytes_waiting() const {
@@ -127,6 +134,7 @@ void Connection::process_input() {
 }
 
 void Connection::arm_timer_for_state() {
+  if (draining_ && !session_.in_request()) return;  // the drain grace is running
   if (session_.in_request()) {
     if (request_timer_running_) return;  // runs from the request's first byte
     request_timer_running_ = true;

@@ -24,6 +24,10 @@ struct ConnectionSettings {
   // Past this much unsent output, stop reading (and so parsing pipelined
   // requests) until the client has read some of it.
   std::size_t max_pending_output = 1024 * 1024;
+  // When the worker drains, how long an idle keep-alive connection stays open
+  // for its client's next request (answered with Connection: close) before it
+  // is closed. Closing at once would race a client about to send.
+  std::chrono::milliseconds drain_idle_grace{1000};
 };
 
 // What a connection needs from its worker.
@@ -74,6 +78,7 @@ class Connection {
   bool read_paused_ = false;
   bool close_when_flushed_ = false;
   bool served_ = false;             // has answered at least one request
+  bool draining_ = false;           // the worker drains: the idle timer is the drain grace
   std::size_t buffered_input_ = 0;  // input bytes already counted, left unparsed
   std::chrono::steady_clock::time_point request_started_at_;
   std::string scratch_;

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -135,6 +136,26 @@ bool wait_until(const std::function<bool()>& predicate, Milliseconds timeout) {
     std::this_thread::sleep_for(kPollInterval);
   }
   return true;
+}
+
+std::optional<Milliseconds> process_cpu_time(pid_t pid) {
+  std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  if (!file || !std::getline(file, text)) return std::nullopt;
+  std::size_t close = text.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream fields(text.substr(close + 1));
+  // Fields 3 to 13 (state .. cmajflt) come before utime (14) and stime (15).
+  std::string skipped;
+  for (int field = 3; field <= 13; ++field) fields >> skipped;
+  unsigned long long user_ticks = 0;
+  unsigned long long system_ticks = 0;
+  fields >> user_ticks >> system_ticks;
+  if (!fields) return std::nullopt;
+  static const long ticks_per_second = ::sysconf(_SC_CLK_TCK);
+  if (ticks_per_second <= 0) return std::nullopt;
+  return Milliseconds{static_cast<Milliseconds::rep>(
+      (user_ticks + system_ticks) * 1000 / static_cast<unsigned long long>(ticks_per_second))};
 }
 
 // ---- HerdProcess ------------------------------------------------------------
@@ -391,6 +412,34 @@ std::optional<Cluster> start_cluster(std::size_t workers,
   return cluster;
 }
 
+std::optional<Cluster> start_master(std::size_t workers,
+                                    const std::vector<std::string>& extra_args) {
+  Cluster cluster;
+  if (cluster.dir.path().empty()) {
+    ADD_FAILURE() << "mkdtemp() failed: " << errno_text();
+    return std::nullopt;
+  }
+  std::vector<std::string> args{"--host",    "127.0.0.1",
+                                "--port",    "0",
+                                "--workers", std::to_string(workers),
+                                "--control", cluster.dir.path() + "/control.sock"};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  cluster.herd = std::make_unique<HerdProcess>(args);
+  if (cluster.herd->pid() < 0) {
+    ADD_FAILURE() << "cannot start " << kHerdPath << ": " << cluster.herd->start_error();
+    return std::nullopt;
+  }
+  static const std::regex listening(R"(listening on 127\.0\.0\.1:(\d+))");
+  std::optional<LineMatch> listen_line = cluster.herd->wait_for_line(listening, kStartTimeout);
+  if (!listen_line) {
+    ADD_FAILURE() << "herd did not log 'listening on 127.0.0.1:<port>' within "
+                  << kStartTimeout.count() << " ms";
+    return std::nullopt;
+  }
+  cluster.port = static_cast<std::uint16_t>(std::stoul((*listen_line)[1]));
+  return cluster;
+}
+
 std::string control_path(const Cluster& cluster) {
   return cluster.dir.path() + "/control.sock";
 }
@@ -572,6 +621,30 @@ bool HttpClient::wait_for_close(Milliseconds timeout) {
     }
   }
   return true;
+}
+
+bool HttpClient::server_has_closed() {
+  if (!socket_) return true;
+  while (!peer_closed_) {
+    char buffer[4096];
+    ssize_t received = ::recv(socket_.get(), buffer, sizeof(buffer), MSG_DONTWAIT);
+    if (received > 0) {
+      pending_.append(buffer, static_cast<std::size_t>(received));
+    } else if (received == 0 || errno == ECONNRESET) {
+      peer_closed_ = true;
+    } else if (errno != EINTR) {
+      break;
+    }
+  }
+  return peer_closed_;
+}
+
+std::optional<int> HttpClient::tcp_state() const {
+  if (!socket_) return std::nullopt;
+  tcp_info info{};
+  socklen_t length = sizeof(info);
+  if (::getsockopt(socket_.get(), IPPROTO_TCP, TCP_INFO, &info, &length) != 0) return std::nullopt;
+  return info.tcpi_state;
 }
 
 std::string get_request(std::string_view target) {

@@ -46,6 +46,10 @@ bool pid_alive(pid_t pid);
 // Returns the predicate's last value.
 bool wait_until(const std::function<bool()>& predicate, Milliseconds timeout);
 
+// CPU time `pid` has used so far (utime + stime from /proc/<pid>/stat), or
+// nullopt once it is gone.
+std::optional<Milliseconds> process_cpu_time(pid_t pid);
+
 // A log line that matched a pattern.
 struct LineMatch {
   std::size_t index = 0;  // position in lines(); search from index + 1 for the next one
@@ -158,6 +162,12 @@ struct Cluster {
 std::optional<Cluster> start_cluster(std::size_t workers,
                                      const std::vector<std::string>& extra_args = {});
 
+// Runs `herd --host 127.0.0.1 --port 0 --workers N --control <dir>/control.sock
+// <extra>` (info-level log) and waits only for its listening port, not for any
+// worker: for masters whose workers never become ready. `ready` stays empty.
+std::optional<Cluster> start_master(std::size_t workers,
+                                    const std::vector<std::string>& extra_args = {});
+
 // The control socket start_cluster() gave the master: <dir>/control.sock.
 std::string control_path(const Cluster& cluster);
 
@@ -201,6 +211,15 @@ class HttpClient {
   // True once the server closes its side within `timeout`; bytes that arrive
   // first are kept for read_responses().
   bool wait_for_close(Milliseconds timeout);
+  // True if the server has already closed its side, without waiting: what a
+  // client checks before it reuses an idle keep-alive connection. Bytes that
+  // arrived are kept for read_responses().
+  bool server_has_closed();
+  // The kernel's TCP state of the connection (TCP_ESTABLISHED, TCP_CLOSE_WAIT
+  // after the server's FIN, TCP_CLOSE after a reset, ... from <netinet/tcp.h>),
+  // or nullopt when not connected. A reset tells that the server discarded
+  // what was sent unread; a FIN alone, that it read everything first.
+  std::optional<int> tcp_state() const;
 
  private:
   UniqueFd socket_;
