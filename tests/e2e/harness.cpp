@@ -43,6 +43,21 @@ std::string errno_text() {
   return std::strerror(errno);
 }
 
+// Writes all of `bytes` to a socket with SO_SNDTIMEO set; "" or the error.
+std::string send_all(int socket, std::string_view bytes, Milliseconds timeout) {
+  while (!bytes.empty()) {
+    ssize_t sent = ::send(socket, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (sent < 0) {
+      if (errno == EINTR) continue;
+      return errno == EAGAIN || errno == EWOULDBLOCK
+                 ? "send() timed out after " + std::to_string(timeout.count()) + " ms"
+                 : "send() failed: " + errno_text();
+    }
+    bytes.remove_prefix(static_cast<std::size_t>(sent));
+  }
+  return "";
+}
+
 std::string to_lower(std::string text) {
   std::transform(text.begin(), text.end(), text.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -480,18 +495,8 @@ bool HttpClient::send(std::string_view bytes) {
     if (error_.empty()) error_ = "not connected";
     return false;
   }
-  while (!bytes.empty()) {
-    ssize_t sent = ::send(socket_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    if (sent < 0) {
-      if (errno == EINTR) continue;
-      error_ = errno == EAGAIN || errno == EWOULDBLOCK
-                   ? "send() timed out after " + std::to_string(io_timeout_.count()) + " ms"
-                   : "send() failed: " + errno_text();
-      return false;
-    }
-    bytes.remove_prefix(static_cast<std::size_t>(sent));
-  }
-  return true;
+  error_ = send_all(socket_.get(), bytes, io_timeout_);
+  return error_.empty();
 }
 
 // Beast's parser takes the bytes it can use and leaves the rest: the caller
@@ -702,18 +707,8 @@ bool ControlClient::send(std::string_view bytes) {
     if (error_.empty()) error_ = "not connected";
     return false;
   }
-  while (!bytes.empty()) {
-    ssize_t sent = ::send(socket_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    if (sent < 0) {
-      if (errno == EINTR) continue;
-      error_ = errno == EAGAIN || errno == EWOULDBLOCK
-                   ? "send() timed out after " + std::to_string(io_timeout_.count()) + " ms"
-                   : "send() failed: " + errno_text();
-      return false;
-    }
-    bytes.remove_prefix(static_cast<std::size_t>(sent));
-  }
-  return true;
+  error_ = send_all(socket_.get(), bytes, io_timeout_);
+  return error_.empty();
 }
 
 bool ControlClient::send_line(std::string_view line) {
