@@ -160,8 +160,13 @@ std::vector<std::size_t> WorkerTable::slots_due(TimePoint now) const {
 std::vector<WorkerId> WorkerTable::overdue(TimePoint now, Milliseconds timeout) const {
   std::vector<WorkerId> late;
   for (const auto& [id, record] : workers_) {
-    bool watched = record.state == WorkerState::kStarting || record.state == WorkerState::kReady;
-    if (watched && now - record.last_heartbeat > timeout) late.push_back(id);
+    // A starting worker must be ready within `timeout` of its spawn, whatever
+    // else it sends; a ready one must not fall silent for longer.
+    if (record.state == WorkerState::kStarting && now - record.spawned_at > timeout) {
+      late.push_back(id);
+    } else if (record.state == WorkerState::kReady && now - record.last_heartbeat > timeout) {
+      late.push_back(id);
+    }
   }
   return late;
 }

@@ -117,7 +117,8 @@ class WorkerTable {
 
   // Empty slots below the target whose respawn time has come.
   std::vector<std::size_t> slots_due(TimePoint now) const;
-  // Starting or ready workers that have been silent for longer than `timeout`.
+  // Starting workers not ready within `timeout` of their spawn, and ready
+  // workers silent for longer than `timeout`.
   std::vector<WorkerId> overdue(TimePoint now, Milliseconds timeout) const;
   // Workers whose SIGKILL deadline has passed.
   std::vector<WorkerId> past_kill_deadline(TimePoint now) const;

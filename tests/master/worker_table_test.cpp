@@ -413,3 +413,21 @@ TEST(WorkerTableTest, NamesEveryWorkerState) {
 
 }  // namespace
 }  // namespace herd
+
+namespace herd {
+namespace {
+
+TEST(WorkerTableTest, StartingWorkerThatKeepsTalkingButNeverGetsReadyIsOverdue) {
+  WorkerTable table(1);
+  TimePoint spawned = TimePoint{} + std::chrono::hours(1);
+  WorkerRecord& worker = table.add(table.allocate_id(), 0, 4321, spawned, 0);
+  // Heartbeats keep arriving, but no `ready`.
+  worker.last_heartbeat = spawned + std::chrono::milliseconds(1900);
+
+  EXPECT_TRUE(table.overdue(spawned + std::chrono::milliseconds(1500), Milliseconds{2000}).empty());
+  EXPECT_EQ(table.overdue(spawned + std::chrono::milliseconds(2001), Milliseconds{2000}),
+            (std::vector<WorkerId>{worker.id}));
+}
+
+}  // namespace
+}  // namespace herd
