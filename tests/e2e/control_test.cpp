@@ -43,7 +43,6 @@ constexpr Milliseconds kSettleTimeout{20000};
 // A `reload` with `wait` replies once every slot has a new ready worker.
 constexpr Milliseconds kReloadTimeout{30000};
 // Bounds the client loops that run beside restarts, reloads and scaling.
-constexpr std::size_t kMaxLoopRequests = 4000;
 
 const json kPing = {{"cmd", "ping"}};
 const json kStatus = {{"cmd", "status"}};
@@ -185,49 +184,6 @@ void expect_master_serving(const Cluster& cluster) {
 }
 
 // ---- a client loop beside the operation under test ---------------------------
-
-// Sequential GET / requests, each on a fresh connection, in a thread: until
-// stop() or kMaxLoopRequests. Every answer other than a 200 is a failure.
-class RequestLoop {
- public:
-  explicit RequestLoop(std::uint16_t port) : thread_([this, port] { run(port); }) {}
-  ~RequestLoop() { stop(); }
-  RequestLoop(const RequestLoop&) = delete;
-  RequestLoop& operator=(const RequestLoop&) = delete;
-
-  // Stops and joins; the results are final afterwards.
-  void stop() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-  // Waits until the loop has had `count` answers (of any kind).
-  bool wait_for_requests(std::size_t count, Milliseconds timeout) const {
-    return wait_until([&] { return done_ >= count; }, timeout);
-  }
-  std::size_t done() const { return done_; }
-  // Only after stop().
-  const std::vector<std::string>& failures() const { return failures_; }
-
- private:
-  void run(std::uint16_t port) {
-    while (!stop_ && done_ < kMaxLoopRequests) {
-      HttpReadResult result = http_get(port, "/");
-      std::size_t index = done_;
-      if (!result.ok()) {
-        failures_.push_back("request " + std::to_string(index) + ": " + result.error);
-      } else if (result.responses[0].status != 200) {
-        failures_.push_back("request " + std::to_string(index) + ": status " +
-                            std::to_string(result.responses[0].status));
-      }
-      ++done_;
-    }
-  }
-
-  std::atomic<bool> stop_{false};
-  std::atomic<std::size_t> done_{0};
-  std::vector<std::string> failures_;  // written by the thread only
-  std::thread thread_;                 // last: starts once the rest exists
-};
 
 std::string first_failures(const std::vector<std::string>& failures) {
   std::string text;

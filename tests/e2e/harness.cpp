@@ -809,4 +809,17 @@ std::optional<nlohmann::json> control_request(const std::string& path,
   return reply;
 }
 
+void RequestLoop::run(std::uint16_t port) {
+  while (!stop_ && done_ < kMaxLoopRequests) {
+    HttpReadResult result = http_get(port, "/");
+    std::string where = "request " + std::to_string(done_) + ": ";
+    if (!result.ok()) {
+      failures_.push_back(where + result.error);
+    } else if (result.responses[0].status != 200) {
+      failures_.push_back(where + "status " + std::to_string(result.responses[0].status));
+    }
+    ++done_;
+  }
+}
+
 }  // namespace herd::e2e

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -286,5 +287,39 @@ std::optional<nlohmann::json> control_request(const std::string& path,
                                               const nlohmann::json& request,
                                               Milliseconds timeout = kIoTimeout,
                                               std::string* error = nullptr);
+
+// Sequential GET / requests, each on a fresh connection, in a thread, until
+// stop() or kMaxLoopRequests: load beside an operation under test. Every
+// answer other than a 200 is a failure.
+class RequestLoop {
+ public:
+  static constexpr std::size_t kMaxLoopRequests = 4000;
+
+  explicit RequestLoop(std::uint16_t port) : thread_([this, port] { run(port); }) {}
+  ~RequestLoop() { stop(); }
+  RequestLoop(const RequestLoop&) = delete;
+  RequestLoop& operator=(const RequestLoop&) = delete;
+
+  // Stops and joins; the results are final afterwards.
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  // Waits until the loop has had `count` answers (of any kind).
+  bool wait_for_requests(std::size_t count, Milliseconds timeout) const {
+    return wait_until([&] { return done_ >= count; }, timeout);
+  }
+  std::size_t done() const { return done_; }
+  // Only after stop().
+  const std::vector<std::string>& failures() const { return failures_; }
+
+ private:
+  void run(std::uint16_t port);
+
+  std::atomic<bool> stop_{false};
+  std::atomic<std::size_t> done_{0};
+  std::vector<std::string> failures_;  // written by the thread only
+  std::thread thread_;                 // last: starts once the rest exists
+};
 
 }  // namespace herd::e2e

@@ -30,7 +30,6 @@ const char* const kPythonWorkerScript = HERD_SOURCE_DIR "/examples/python_worker
 // the counters: room for a sanitizer build on a loaded machine.
 constexpr Milliseconds kSettleTimeout{20000};
 constexpr Milliseconds kReloadTimeout{30000};
-constexpr std::size_t kMaxLoopRequests = 4000;
 
 const std::regex kWorkerReady(R"(Worker (\d+) ready)");
 
@@ -65,45 +64,6 @@ std::set<std::uint64_t> worker_ids(const json& reply) {
   for (const json& worker : reply.at("workers")) ids.insert(number(worker, "id"));
   return ids;
 }
-
-// Sequential GETs of "/", each on a fresh connection, until stopped.
-class RequestLoop {
- public:
-  explicit RequestLoop(std::uint16_t port) : thread_([this, port] { run(port); }) {}
-  ~RequestLoop() { stop(); }
-  RequestLoop(const RequestLoop&) = delete;
-  RequestLoop& operator=(const RequestLoop&) = delete;
-
-  void stop() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-  bool wait_for_requests(std::size_t count, Milliseconds timeout) const {
-    return wait_until([&] { return done_ >= count; }, timeout);
-  }
-  std::size_t done() const { return done_; }
-  // Only after stop().
-  const std::vector<std::string>& failures() const { return failures_; }
-
- private:
-  void run(std::uint16_t port) {
-    while (!stop_ && done_ < kMaxLoopRequests) {
-      HttpReadResult result = http_get(port, "/");
-      std::string where = "request " + std::to_string(done_) + ": ";
-      if (!result.ok()) {
-        failures_.push_back(where + result.error);
-      } else if (result.responses[0].status != 200) {
-        failures_.push_back(where + "status " + std::to_string(result.responses[0].status));
-      }
-      ++done_;
-    }
-  }
-
-  std::atomic<bool> stop_{false};
-  std::atomic<std::size_t> done_{0};
-  std::vector<std::string> failures_;  // written by the thread only
-  std::thread thread_;                 // last: starts once the rest exists
-};
 
 class PythonWorker : public ::testing::Test {
  protected:
