@@ -12,22 +12,11 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/unix_socket.h"
 #include "master/control_handlers.h"
 
 namespace herd {
 namespace {
-
-bool make_address(const std::string& path, sockaddr_un& address, std::string& error) {
-  std::memset(&address, 0, sizeof(address));
-  address.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof(address.sun_path)) {
-    error = "control socket path '" + path + "' must be 1 to " +
-            std::to_string(sizeof(address.sun_path) - 1) + " bytes long";
-    return false;
-  }
-  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
-  return true;
-}
 
 // Whether some process is accepting on the socket at `address`.
 bool someone_listens(const sockaddr_un& address) {
@@ -37,12 +26,6 @@ bool someone_listens(const sockaddr_un& address) {
 }
 
 }  // namespace
-
-std::string default_control_path(std::uint16_t port) {
-  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
-  std::string dir = runtime != nullptr && *runtime != '\0' ? runtime : "/tmp";
-  return dir + "/herd-" + std::to_string(port) + ".sock";
-}
 
 ControlServer::ControlServer(event_base* base, LineHandler handler)
     : base_(base), handler_(std::move(handler)) {}
@@ -64,7 +47,7 @@ ControlServer::~ControlServer() {
 
 bool ControlServer::open(const std::string& path, std::string& error) {
   sockaddr_un address;
-  if (!make_address(path, address, error)) return false;
+  if (!make_unix_address(path, address, error)) return false;
 
   struct stat existing;
   if (::lstat(path.c_str(), &existing) == 0) {

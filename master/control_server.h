@@ -84,7 +84,4 @@ class ControlServer {
   ClientId next_client_ = 1;
 };
 
-// ${XDG_RUNTIME_DIR:-/tmp}/herd-<port>.sock
-std::string default_control_path(std::uint16_t port);
-
 }  // namespace herd

@@ -1,5 +1,8 @@
 #include "master/herdctl_client.h"
 
+#include "common/event_loop.h"
+#include "common/unix_socket.h"
+
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -26,22 +29,12 @@ int poll_timeout(const std::optional<Clock::time_point>& deadline) {
   return static_cast<int>(std::clamp<decltype(left)>(left, 0, 1000 * 1000 * 1000));
 }
 
-std::string default_socket_path(std::uint16_t port) {
-  const char* runtime_dir = std::getenv("XDG_RUNTIME_DIR");
-  std::string dir = runtime_dir != nullptr && *runtime_dir != '\0' ? runtime_dir : "/tmp";
-  return dir + "/herd-" + std::to_string(port) + ".sock";
-}
-
 ControlClient::ControlClient(const std::string& path, Milliseconds timeout) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(address.sun_path)) {
+  sockaddr_un address;
+  if (!make_unix_address(path, address, error_)) {
     error_number_ = ENAMETOOLONG;
-    error_ =
-        "the socket path is longer than " + std::to_string(sizeof(address.sun_path) - 1) + " bytes";
     return;
   }
-  std::memcpy(address.sun_path, path.data(), path.size());
 
   UniqueFd socket(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!socket) {
@@ -50,9 +43,7 @@ ControlClient::ControlClient(const std::string& path, Milliseconds timeout) {
     return;
   }
   // SO_SNDTIMEO bounds connect() on AF_UNIX too, and every later send().
-  timeval send_timeout{};
-  send_timeout.tv_sec = static_cast<time_t>(timeout.count() / 1000);
-  send_timeout.tv_usec = static_cast<suseconds_t>(timeout.count() % 1000 * 1000);
+  timeval send_timeout = to_timeval(timeout);
   if (::setsockopt(socket.get(), SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof(send_timeout)) !=
       0) {
     error_number_ = errno;

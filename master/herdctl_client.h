@@ -23,9 +23,6 @@ using Clock = std::chrono::steady_clock;
 // wait never ends a little early and spins; -1 (forever) without a deadline.
 int poll_timeout(const std::optional<Clock::time_point>& deadline);
 
-// The master's default: ${XDG_RUNTIME_DIR:-/tmp}/herd-<port>.sock.
-std::string default_socket_path(std::uint16_t port);
-
 // A reply line is one JSON object; anything this long is not a reply.
 inline constexpr std::size_t kMaxLineBytes = 64 * 1024 * 1024;
 

@@ -24,6 +24,7 @@
 #include <utility>
 
 #include "common/unique_fd.h"
+#include "common/unix_socket.h"
 #include "master/herdctl_client.h"
 #include "master/herdctl_format.h"
 
@@ -415,7 +416,7 @@ std::optional<int> parse_command_line(int argc, char** argv, Options& options) {
     const char* from_environment = std::getenv("HERD_CONTROL");
     if (from_environment != nullptr) options.socket_path = from_environment;
   }
-  if (options.socket_path.empty()) options.socket_path = herd::ctl::default_socket_path(port);
+  if (options.socket_path.empty()) options.socket_path = herd::default_control_path(port);
   if (timeout_option->count() == 0 && request.command == Command::kReload && request.wait) {
     options.timeout_seconds = kReloadWaitTimeoutSeconds;
   }

@@ -10,6 +10,7 @@
 #include <variant>
 
 #include "common/listen_socket.h"
+#include "common/unix_socket.h"
 #include "master/control_handlers.h"
 #include "master/proc_stats.h"
 

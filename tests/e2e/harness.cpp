@@ -1,5 +1,7 @@
 #include "tests/e2e/harness.h"
 
+#include "common/unix_socket.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -69,6 +71,29 @@ timeval to_timeval(Milliseconds duration) {
   value.tv_sec = static_cast<time_t>(duration.count() / 1000);
   value.tv_usec = static_cast<suseconds_t>((duration.count() % 1000) * 1000);
   return value;
+}
+
+// A connected stream socket whose connect(), sends and receives are each
+// bounded by `timeout` (SO_SNDTIMEO bounds connect() too); invalid, with
+// `error` set, on failure.
+UniqueFd connect_bounded(const sockaddr* address, socklen_t length, const std::string& where,
+                         Milliseconds timeout, std::string& error) {
+  UniqueFd socket(::socket(address->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!socket) {
+    error = "socket() failed: " + errno_text();
+    return {};
+  }
+  timeval bound = to_timeval(timeout);
+  if (::setsockopt(socket.get(), SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof(bound)) != 0 ||
+      ::setsockopt(socket.get(), SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof(bound)) != 0) {
+    error = "setsockopt() of the socket timeouts failed: " + errno_text();
+    return {};
+  }
+  if (::connect(socket.get(), address, length) != 0) {
+    error = "connect() to " + where + " failed: " + errno_text();
+    return {};
+  }
+  return socket;
 }
 
 // The fields of /proc/<pid>/stat the harness needs.
@@ -434,10 +459,9 @@ std::optional<Cluster> start_master(std::size_t workers,
     ADD_FAILURE() << "mkdtemp() failed: " << errno_text();
     return std::nullopt;
   }
-  std::vector<std::string> args{"--host",    "127.0.0.1",
-                                "--port",    "0",
-                                "--workers", std::to_string(workers),
-                                "--control", cluster.dir.path() + "/control.sock"};
+  std::vector<std::string> args{"--host",    "127.0.0.1",          "--port",
+                                "0",         "--workers",          std::to_string(workers),
+                                "--control", control_path(cluster)};
   args.insert(args.end(), extra_args.begin(), extra_args.end());
   cluster.herd = std::make_unique<HerdProcess>(args);
   if (cluster.herd->pid() < 0) {
@@ -467,27 +491,12 @@ std::string HttpResponse::header(std::string_view name) const {
 }
 
 HttpClient::HttpClient(std::uint16_t port, Milliseconds io_timeout) : io_timeout_(io_timeout) {
-  UniqueFd socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!socket) {
-    error_ = "socket() failed: " + errno_text();
-    return;
-  }
-  timeval timeout = to_timeval(io_timeout_);
-  // SO_SNDTIMEO bounds connect() too.
-  if (::setsockopt(socket.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout)) != 0 ||
-      ::setsockopt(socket.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout)) != 0) {
-    error_ = "setsockopt() of the socket timeouts failed: " + errno_text();
-    return;
-  }
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_port = htons(port);
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(socket.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
-    error_ = "connect() to 127.0.0.1:" + std::to_string(port) + " failed: " + errno_text();
-    return;
-  }
-  socket_ = std::move(socket);
+  socket_ = connect_bounded(reinterpret_cast<const sockaddr*>(&address), sizeof(address),
+                            "127.0.0.1:" + std::to_string(port), io_timeout_, error_);
 }
 
 bool HttpClient::send(std::string_view bytes) {
@@ -677,29 +686,10 @@ HttpReadResult http_get(std::uint16_t port, std::string_view target) {
 
 ControlClient::ControlClient(const std::string& path, Milliseconds io_timeout)
     : io_timeout_(io_timeout) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof(address.sun_path)) {
-    error_ = "control socket path '" + path + "' does not fit in sockaddr_un";
-    return;
-  }
-  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
-  UniqueFd socket(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!socket) {
-    error_ = "socket(AF_UNIX) failed: " + errno_text();
-    return;
-  }
-  // SO_SNDTIMEO bounds connect() too (a full backlog blocks it).
-  timeval timeout = to_timeval(io_timeout_);
-  if (::setsockopt(socket.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout)) != 0) {
-    error_ = "setsockopt(SO_SNDTIMEO) failed: " + errno_text();
-    return;
-  }
-  if (::connect(socket.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
-    error_ = "connect() to " + path + " failed: " + errno_text();
-    return;
-  }
-  socket_ = std::move(socket);
+  sockaddr_un address;
+  if (!make_unix_address(path, address, error_)) return;
+  socket_ = connect_bounded(reinterpret_cast<const sockaddr*>(&address), sizeof(address), path,
+                            io_timeout_, error_);
 }
 
 bool ControlClient::send(std::string_view bytes) {
