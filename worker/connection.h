@@ -1,10 +1,12 @@
 // Connection: one adopted client socket in a worker. A thin libevent shell
-// (bufferevent + one timer) around HttpSession, which does the HTTP.
+// (bufferevent + timers) around HttpSession, which does the HTTP.
 //
 // Timeouts: while a request is partly read, the header timeout runs from its
 // first byte and is not extended by further bytes (so a client dribbling a
-// byte at a time cannot hold the connection); between requests, the idle
-// keep-alive timeout runs.
+// byte at a time cannot hold the connection); while every request read has
+// been answered, the idle keep-alive timeout runs; while the application owes
+// a response, no timer runs (the handler owns that time; a drain's deadline
+// bounds it).
 #pragma once
 
 #include <chrono>
@@ -35,21 +37,17 @@ class ConnectionOwner {
  public:
   virtual ~ConnectionOwner() = default;
   virtual void connection_closed(class Connection* connection) = 0;  // deletes it
-  // Responses written by one read's worth of input: the first took
-  // `first_latency_us` since its request's first byte was read, the others
-  // (which began in that same read) `rest_latency_us`.
-  virtual void responses_sent(const HttpSession::FeedResult& fed, std::uint64_t first_latency_us,
-                              std::uint64_t rest_latency_us) = 0;
+  virtual void response_written(unsigned status, std::uint64_t latency_us) = 0;
   virtual void count_bytes(std::size_t in, std::size_t out) = 0;
   virtual std::string_view current_date() = 0;
 };
 
-class Connection {
+class Connection final : public SessionHost {
  public:
   // Takes ownership of `fd`. Returns false from start() if libevent refuses.
   Connection(ConnectionOwner& owner, event_base* base, UniqueFd fd,
-             const ConnectionSettings& settings, const HttpHandler& handler);
-  ~Connection();
+             const ConnectionSettings& settings, const App& app);
+  ~Connection() override;
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
@@ -57,31 +55,41 @@ class Connection {
   // The worker is draining: close now if idle, else after the current response.
   void drain();
 
+  // SessionHost
+  std::chrono::steady_clock::time_point now() override;
+  std::string_view date() override;
+  void output_ready() override;
+  void response_written(unsigned status, std::uint64_t latency_us) override;
+
  private:
   static void on_read(bufferevent* bev, void* arg);
   static void on_write(bufferevent* bev, void* arg);
   static void on_event(bufferevent* bev, short what, void* arg);
   static void on_timeout(evutil_socket_t fd, short what, void* arg);
+  static void on_output_ready(evutil_socket_t fd, short what, void* arg);
 
   void process_input();
+  void write_output();
+  // After input or output: close, pause reading, or arm the timer the state
+  // calls for. The last thing a callback does (it may delete this).
+  void settle();
   void arm_timer_for_state();
   bool output_pending() const;
   bool unread_bytes_waiting() const;
-  void close();  // the last thing a callback does: deletes this
+  void close();  // deletes this
 
   ConnectionOwner& owner_;
   const ConnectionSettings& settings_;
   HttpSession session_;
   BufferEventPtr bev_;
   EventPtr timer_;
-  bool request_timer_running_ = false;
+  EventPtr output_ready_event_;  // runs write_output() from the loop, for late responses
+  enum class Timer { kNone, kRequest, kIdle, kDrainGrace };
+  Timer timer_running_ = Timer::kNone;
   bool read_paused_ = false;
   bool close_when_flushed_ = false;
-  bool served_ = false;             // has answered at least one request
-  bool draining_ = false;           // the worker drains: the idle timer is the drain grace
+  bool draining_ = false;
   std::size_t buffered_input_ = 0;  // input bytes already counted, left unparsed
-  std::chrono::steady_clock::time_point request_started_at_;
-  std::string scratch_;
 };
 
 }  // namespace herd

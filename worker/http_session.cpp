@@ -1,16 +1,39 @@
 #include "worker/http_session.h"
 
-#include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/http/error.hpp>
+
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <charconv>
 #include <ctime>
+#include <exception>
+#include <utility>
+#include <vector>
+
+#include "herd/app.h"
 
 namespace herd {
 namespace http = boost::beast::http;
 
 namespace {
+
+void append_number(std::string& output, std::size_t value) {
+  char digits[24];
+  auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), value);
+  output.append(digits, end);
+}
+
+// 204 and 304 carry no body (RFC 9110 15.3.5, 15.4.5).
+bool status_has_body(unsigned status) { return status != 204 && status != 304; }
+
+std::uint64_t microseconds_between(std::chrono::steady_clock::time_point from,
+                                   std::chrono::steady_clock::time_point to) {
+  auto elapsed = std::chrono::duration_cast<std::chrono::microseconds>(to - from).count();
+  return elapsed > 0 ? static_cast<std::uint64_t>(elapsed) : 0;
+}
+
+}  // namespace
 
 std::string html_escape(std::string_view text) {
   std::string escaped;
@@ -39,29 +62,6 @@ std::string html_escape(std::string_view text) {
   return escaped;
 }
 
-void count_response(HttpSession::FeedResult& result, unsigned status) {
-  ++result.requests;
-  ++result.responses_by_class[std::min<unsigned>(status / 100, 5)];
-}
-
-void append_number(std::string& output, std::size_t value) {
-  char digits[24];
-  auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), value);
-  output.append(digits, end);
-}
-
-}  // namespace
-
-HttpResponse hello_world_app(const HttpRequest& request) {
-  bool get = request.method == "GET" || request.method == "HEAD";
-  if (get && request.path == "/")
-    return HttpResponse{200, "text/html; charset=utf-8", "Hello World!"};
-  // What Express answers for an unrouted path, minus its HTML page frame.
-  return HttpResponse{404, "text/html; charset=utf-8",
-                      "Cannot " + html_escape(request.method == "HEAD" ? "GET" : request.method) +
-                          " " + html_escape(request.path)};
-}
-
 std::string_view reason_phrase(unsigned status) {
   std::string_view reason = http::obsolete_reason(static_cast<http::status>(status));
   return reason.empty() || reason.front() == '<' ? "Unknown" : reason;
@@ -75,17 +75,26 @@ std::string http_date(std::time_t now) {
   return std::string(text, length);
 }
 
-void write_response(std::string& output, unsigned version, const HttpResponse& response,
-                    bool keep_alive, bool head, std::string_view date) {
+void write_response(std::string& output, unsigned version, const Exchange& exchange,
+                    bool keep_alive, std::string_view date) {
+  bool has_body = status_has_body(exchange.status);
   output += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
-  append_number(output, response.status);
+  append_number(output, exchange.status);
   output += ' ';
-  output += reason_phrase(response.status);
-  output += "\r\nContent-Type: ";
-  output += response.content_type;
-  output += "\r\nContent-Length: ";
-  append_number(output, response.body.size());
-  output += "\r\nDate: ";
+  output += reason_phrase(exchange.status);
+  output += "\r\n";
+  for (const auto& [name, value] : exchange.headers) {
+    output += name;
+    output += ": ";
+    output += value;
+    output += "\r\n";
+  }
+  if (exchange.status != 204) {
+    output += "Content-Length: ";
+    append_number(output, has_body ? exchange.body.size() : 0);
+    output += "\r\n";
+  }
+  output += "Date: ";
   output += date;
   // HTTP/1.1 is persistent unless told otherwise; HTTP/1.0 only when asked.
   if (!keep_alive) {
@@ -94,13 +103,16 @@ void write_response(std::string& output, unsigned version, const HttpResponse& r
     output += "\r\nConnection: keep-alive";
   }
   output += "\r\n\r\n";
-  if (!head) output += response.body;
+  if (has_body && !exchange.head) output += exchange.body;
 }
 
-HttpSession::HttpSession(HttpLimits limits, HttpHandler handler)
-    : limits_(limits), handler_(std::move(handler)) {
+HttpSession::HttpSession(HttpLimits limits, const App& app, SessionHost& host)
+    : limits_(limits), app_(app), host_(host) {
+  if (limits_.max_pipelined_requests == 0) limits_.max_pipelined_requests = 1;
   reset_parser();
 }
+
+HttpSession::~HttpSession() { close_pipeline(); }
 
 void HttpSession::reset_parser() {
   parser_.emplace();
@@ -110,10 +122,15 @@ void HttpSession::reset_parser() {
   parser_->eager(true);
 }
 
-HttpSession::FeedResult HttpSession::feed(std::string_view input, std::string& output,
-                                          std::string_view date) {
+HttpSession::FeedResult HttpSession::feed(std::string_view input, TimePoint now) {
   FeedResult result;
-  while (!closing_ && result.consumed < input.size()) {
+  feeding_ = true;
+  // A request whose response closes the connection is the last one read.
+  auto reading = [this] {
+    return !closing_ && accepting() && (pipeline_.empty() || pipeline_.back()->keep_alive);
+  };
+  while (reading() && result.consumed < input.size()) {
+    if (!in_request_) request_started_ = now;
     std::string_view rest = input.substr(result.consumed);
     // Beast applies its header limit to the request line and the header
     // fields separately; cap what it sees so the limit covers both together.
@@ -135,7 +152,8 @@ HttpSession::FeedResult HttpSession::feed(std::string_view input, std::string& o
       unsigned status = 400;
       if (error == http::error::header_limit) status = 431;
       if (error == http::error::body_limit) status = 413;
-      count_response(result, respond_error(status, output, date));
+      ++result.requests;
+      respond_error(status, request_started_);
       break;
     }
     in_request_ = !parser_->is_done();
@@ -144,33 +162,131 @@ HttpSession::FeedResult HttpSession::feed(std::string_view input, std::string& o
       continue;
     }
 
-    const auto& message = parser_->get();
-    std::string_view target = message.target();
-    std::string_view path = target.substr(0, target.find('?'));
-    HttpRequest request{message.method_string(), target, path, message.body()};
-    bool head = message.method() == http::verb::head;
-    count_response(result,
-                   respond(request, message.version(), message.keep_alive(), head, output, date));
+    Exchange& exchange = start_exchange(request_started_);
+    exchange.message = parser_->release();
     reset_parser();
+    std::string_view target = exchange.message.target();
+    exchange.path = target.substr(0, target.find('?'));
+    exchange.head = exchange.message.method() == http::verb::head;
+    exchange.keep_alive = exchange.message.keep_alive();
+    ++result.requests;
+    app_.dispatch(exchange);
   }
+  feeding_ = false;
   return result;
 }
 
-unsigned HttpSession::respond(const HttpRequest& request, unsigned version, bool keep_alive,
-                              bool head, std::string& output, std::string_view date) {
-  HttpResponse response = handler_(request);
-  if (close_requested_) keep_alive = false;
-  write_response(output, version, response, keep_alive, head, date);
-  if (!keep_alive) closing_ = true;
-  return response.status;
+Exchange& HttpSession::start_exchange(TimePoint started) {
+  Exchange* exchange = spare_ ? spare_.release() : new Exchange;
+  exchange->session = this;
+  exchange->app = &app_;
+  exchange->in_pipeline = true;
+  exchange->started = started;
+  pipeline_.push_back(exchange);
+  return *exchange;
 }
 
-unsigned HttpSession::respond_error(unsigned status, std::string& output, std::string_view date) {
-  HttpResponse response{status, "text/html; charset=utf-8", std::string(reason_phrase(status))};
-  write_response(output, 11, response, /*keep_alive=*/false, /*head=*/false, date);
-  closing_ = true;
+void HttpSession::respond_error(unsigned status, TimePoint started) {
+  Exchange& exchange = start_exchange(started);
+  exchange.status = status;
+  exchange.headers.emplace_back("Content-Type", "text/html; charset=utf-8");
+  exchange.body = reason_phrase(status);
+  exchange.keep_alive = false;
+  exchange.sent = true;
   in_request_ = false;
-  return status;
+  write_ready_responses();
+}
+
+void HttpSession::response_ready(Exchange& exchange) {
+  if (exchange.session != this || !exchange.in_pipeline) return;
+  write_ready_responses();
+}
+
+void HttpSession::write_ready_responses() {
+  bool wrote = false;
+  while (!closing_ && !pipeline_.empty() && pipeline_.front()->sent) {
+    Exchange& exchange = *pipeline_.front();
+    pipeline_.pop_front();
+    // Draining: the response that leaves nothing outstanding (and no request
+    // half read) is the connection's last.
+    bool last_while_draining = draining_ && pipeline_.empty() && !in_request_;
+    bool keep_alive = exchange.keep_alive && !exchange.close_after && !last_while_draining;
+    write_response(output_, exchange.message.version(), exchange, keep_alive, host_.date());
+    ++responses_written_;
+    host_.response_written(exchange.status, microseconds_between(exchange.started, host_.now()));
+    exchange.in_pipeline = false;
+    release(exchange);
+    wrote = true;
+    if (!keep_alive) {
+      closing_ = true;
+      close_pipeline();
+    }
+  }
+  if (wrote && !feeding_) host_.output_ready();
+}
+
+void HttpSession::release(Exchange& exchange) {
+  if (exchange.handles > 0 || exchange.in_pipeline) return;
+  if (exchange.session == this && !spare_) {
+    exchange.reset();
+    spare_.reset(&exchange);
+    return;
+  }
+  delete &exchange;
+}
+
+void HttpSession::close_pipeline() {
+  // Exchanges behind a closing response, or left when the connection goes:
+  // their responses will never be written.
+  std::deque<Exchange*> abandoned = std::exchange(pipeline_, {});
+  std::vector<std::function<void()>> callbacks;
+  for (Exchange* exchange : abandoned) {
+    exchange->in_pipeline = false;
+    exchange->session = nullptr;
+    if (!exchange->sent) {
+      exchange->aborted = true;
+      if (exchange->on_abort) callbacks.push_back(std::move(exchange->on_abort));
+    }
+    if (exchange->handles == 0) delete exchange;
+  }
+  // Last, with the session consistent: a callback may complete other exchanges.
+  for (auto& callback : callbacks) {
+    try {
+      callback();
+    } catch (const std::exception& error) {
+      spdlog::error("on_abort callback threw: {}", error.what());
+    } catch (...) {
+      spdlog::error("on_abort callback threw a non-exception");
+    }
+  }
+}
+
+void Exchange::reset() {
+  message = {};
+  path = {};
+  params.clear();
+  query.reset();
+  locals = nullptr;
+  head = false;
+  keep_alive = false;
+  app = nullptr;
+  next_layer = 0;
+  status = 200;
+  headers.clear();
+  body.clear();
+  close_after = false;
+  sent = false;
+  aborted = false;
+  on_abort = nullptr;
+  session = nullptr;
+  handles = 0;
+  in_pipeline = false;
+}
+
+void release_exchange(Exchange& exchange) {
+  if (exchange.handles > 0 || exchange.in_pipeline) return;
+  if (exchange.session != nullptr) return exchange.session->release(exchange);
+  delete &exchange;
 }
 
 }  // namespace herd

@@ -1,11 +1,19 @@
 // HttpSession: one client connection's HTTP/1.1 state, as pure logic. Bytes
-// in, response bytes out; no sockets, no clock. The libevent shell in
-// connection.cpp feeds it and owns the timers.
+// in; requests dispatched to the App; response bytes out. No sockets and no
+// clock of its own: the libevent shell in connection.cpp feeds it, takes its
+// output and owns the timers, through SessionHost.
 //
-// Parsing is Boost.Beast's request_parser. Requests are answered in the order
-// they arrive, so pipelined responses can never overtake each other. After an
-// error response (400/413/431) or a request that asks for it, the session is
-// closing: it consumes no more input and the shell closes the connection once
+// Parsing is Boost.Beast's request_parser. Each request becomes an Exchange in
+// the session's pipeline; responses are written strictly in pipeline order, so
+// a handler that answers later holds back the responses behind it and
+// pipelined responses can never overtake each other. At most
+// `max_pipelined_requests` exchanges are outstanding; past that, feed()
+// consumes nothing more until responses go out.
+//
+// After an error response (400/413/431), or a response that closes the
+// connection (the request asked, the app set it, or the session drains and it
+// was the last outstanding), the session is closing: it reads no more input,
+// drops what is still outstanding, and the shell closes the connection once
 // the output is written.
 #pragma once
 
@@ -13,86 +21,122 @@
 #include <boost/beast/http/string_body.hpp>
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
+#include <ctime>
+#include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "worker/exchange.h"
+
 namespace herd {
+
+class App;
 
 struct HttpLimits {
   std::size_t header_bytes = 16 * 1024;  // request line + headers; over it -> 431
   std::size_t body_bytes = 1024 * 1024;  // over it -> 413
+  std::size_t max_pipelined_requests = 16;
 };
 
-// What the app sees of a request, and what it answers.
-struct HttpRequest {
-  std::string_view method;  // "GET"
-  std::string_view target;  // "/path?query"
-  std::string_view path;    // target without the query
-  std::string_view body;
+// What a session needs from the connection around it.
+class SessionHost {
+ public:
+  virtual ~SessionHost() = default;
+  virtual std::chrono::steady_clock::time_point now() = 0;
+  virtual std::string_view date() = 0;  // the current IMF-fixdate
+  // Output appeared outside feed() (a handler answered later). Must not call
+  // back into the session: schedule the write instead.
+  virtual void output_ready() = 0;
+  // A response was written: its status and the microseconds since its
+  // request's first byte was read.
+  virtual void response_written(unsigned status, std::uint64_t latency_us) = 0;
 };
-struct HttpResponse {
-  unsigned status = 200;
-  std::string content_type = "text/html; charset=utf-8";
-  std::string body;
-};
-using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
-
-// The default app, matching the Express program herd grew from:
-// GET / -> 200 "Hello World!", anything else -> 404 "Cannot <METHOD> <path>".
-HttpResponse hello_world_app(const HttpRequest& request);
 
 class HttpSession {
  public:
-  HttpSession(HttpLimits limits, HttpHandler handler);
+  using TimePoint = std::chrono::steady_clock::time_point;
+
+  HttpSession(HttpLimits limits, const App& app, SessionHost& host);
+  ~HttpSession();  // detaches exchanges still held by the application
+  HttpSession(const HttpSession&) = delete;
+  HttpSession& operator=(const HttpSession&) = delete;
 
   struct FeedResult {
     std::size_t consumed = 0;  // bytes of `input` used; keep the rest for the next call
-    std::size_t requests = 0;  // responses written by this call, error responses included
-    std::array<std::uint32_t, 6> responses_by_class{};  // [status / 100]
+    std::size_t requests = 0;  // requests read by this call, malformed ones included
   };
-  // Parses as many complete requests from `input` as it holds and appends a
-  // response for each to `output`. `date` is the current IMF-fixdate.
-  FeedResult feed(std::string_view input, std::string& output, std::string_view date);
+  // Parses as many complete requests from `input` as it holds (and the
+  // pipeline limit allows) and dispatches each. `now` is when `input`'s newest
+  // bytes were read.
+  FeedResult feed(std::string_view input, TimePoint now);
 
-  // True once no further request will be read: the last response said
-  // `Connection: close`. The shell closes after flushing the output.
+  // Response bytes ready to write; the shell takes them (and clears them).
+  std::string& output() { return output_; }
+
+  // True once no further request will be read. The shell closes after
+  // flushing the output.
   bool closing() const { return closing_; }
   // True while part of a request has been consumed or is pending: the shell
   // then runs the header/body timeout instead of the idle keep-alive timeout.
   bool in_request() const { return in_request_; }
-  // Makes the next response close the connection (the worker is draining).
-  void close_after_next_response() { close_requested_ = true; }
+  // Requests read whose responses have not been written yet.
+  std::size_t outstanding() const { return pipeline_.size(); }
+  // False while the pipeline is full: feed() would consume nothing.
+  bool accepting() const { return pipeline_.size() < limits_.max_pipelined_requests; }
+  std::uint64_t responses_written() const { return responses_written_; }
+
+  // The worker drains: the response that leaves nothing outstanding closes
+  // the connection.
+  void drain() { draining_ = true; }
+
+  // Called through the Response handle (app.cpp).
+  void response_ready(Exchange& exchange);
+  // The pipeline let go of `exchange`, or its last handle did.
+  void release(Exchange& exchange);
 
  private:
   using Parser = boost::beast::http::request_parser<boost::beast::http::string_body>;
 
   void reset_parser();
-  unsigned respond(const HttpRequest& request, unsigned version, bool keep_alive, bool head,
-                   std::string& output, std::string_view date);
-  unsigned respond_error(unsigned status, std::string& output, std::string_view date);
+  Exchange& start_exchange(TimePoint started);
+  void respond_error(unsigned status, TimePoint started);
+  void write_ready_responses();
+  void close_pipeline();
 
   HttpLimits limits_;
-  HttpHandler handler_;
+  const App& app_;
+  SessionHost& host_;
   std::optional<Parser> parser_;
   std::size_t header_consumed_ = 0;  // of the current request, while in its header
+  TimePoint request_started_;        // first byte of the request being read
+  std::deque<Exchange*> pipeline_;   // oldest first; owned unless held by handles
+  std::unique_ptr<Exchange> spare_;  // one freed exchange, reused to save allocations
+  std::string output_;
+  std::uint64_t responses_written_ = 0;
   bool closing_ = false;
   bool in_request_ = false;
-  bool close_requested_ = false;
+  bool draining_ = false;
+  bool feeding_ = false;  // inside feed(): output is collected, not announced
 };
 
-// Appends an HTTP/1.1 response with Content-Type, Content-Length, Date and a
-// Connection header to `output`; the body is omitted for HEAD.
-void write_response(std::string& output, unsigned version, const HttpResponse& response,
-                    bool keep_alive, bool head, std::string_view date);
+// Appends an HTTP/1.x response for `exchange` to `output`: its status, its
+// headers, Content-Type (unless omitted), Content-Length (not for 204 and
+// 304), Date and Connection as needed; the body unless HEAD, 204 or 304.
+void write_response(std::string& output, unsigned version, const Exchange& exchange,
+                    bool keep_alive, std::string_view date);
 
 // The reason phrase for a status code ("Not Found").
 std::string_view reason_phrase(unsigned status);
 
 // An IMF-fixdate for the Date header ("Sun, 06 Nov 1994 08:49:37 GMT").
 std::string http_date(std::time_t now);
+
+// Text made safe to put in an HTML body.
+std::string html_escape(std::string_view text);
 
 }  // namespace herd

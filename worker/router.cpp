@@ -1,4 +1,4 @@
-#include "worker/router.h"
+#include "herd/router.h"
 
 #include <algorithm>
 #include <set>

@@ -13,14 +13,16 @@
 
 namespace herd {
 
-Worker::Worker(WorkerSettings settings, HttpHandler handler)
-    : settings_(std::move(settings)),
-      handler_(std::move(handler)),
-      channel_(settings_.channel_fd) {}
+Worker::Worker(WorkerSettings settings, const App& app)
+    : settings_(std::move(settings)), app_(app), channel_(settings_.channel_fd) {}
 
 Worker::~Worker() {
-  // Connections hold events on base_: free them before the base.
+  // Connections and the application's timers hold events on base_: free them
+  // before the base. Connections first: the timers' callbacks may hold
+  // responses, whose release must find their connections detached.
   connections_.clear();
+  set_current_loop(nullptr);
+  loop_.reset();
 }
 
 int Worker::run() {
@@ -32,6 +34,8 @@ int Worker::run() {
     spdlog::critical("event_base_new() failed");
     return 1;
   }
+  loop_ = std::make_unique<Loop>(base_.get());
+  set_current_loop(loop_.get());
   channel_event_.reset(
       event_new(base_.get(), channel_.get(), EV_READ | EV_PERSIST, on_channel_readable, this));
   channel_write_event_.reset(
@@ -141,7 +145,7 @@ void Worker::adopt(std::uint64_t seq, UniqueFd fd) {
     return;
   }
   auto connection = std::make_unique<Connection>(*this, base_.get(), std::move(fd),
-                                                 settings_.connection, handler_);
+                                                 settings_.connection, app_);
   if (!connection->start()) {
     spdlog::error("cannot set up connection {}: libevent refused it", seq);
     refused_seqs_.push_back(seq);
@@ -227,20 +231,26 @@ void Worker::connection_closed(Connection* connection) {
   exit_when_drained();
 }
 
-void Worker::responses_sent(const HttpSession::FeedResult& fed, std::uint64_t first_latency_us,
-                            std::uint64_t rest_latency_us) {
-  stats_.requests += fed.requests;
-  stats_.responses.status_2xx += fed.responses_by_class[2];
-  stats_.responses.status_3xx += fed.responses_by_class[3];
-  stats_.responses.status_4xx += fed.responses_by_class[4];
-  stats_.responses.status_5xx += fed.responses_by_class[5];
-  stats_.latency_us.record(first_latency_us);
-  if (fed.requests > 1) stats_.latency_us.record(rest_latency_us, fed.requests - 1);
-  if (spdlog::should_log(spdlog::level::debug)) {
-    for (std::size_t i = 0; i < fed.requests; ++i) {
-      spdlog::debug("Request handled by worker {}", settings_.id);
-    }
+void Worker::response_written(unsigned status, std::uint64_t latency_us) {
+  ++stats_.requests;
+  switch (status / 100) {
+    case 2:
+      ++stats_.responses.status_2xx;
+      break;
+    case 3:
+      ++stats_.responses.status_3xx;
+      break;
+    case 4:
+      ++stats_.responses.status_4xx;
+      break;
+    case 5:
+      ++stats_.responses.status_5xx;
+      break;
+    default:
+      break;
   }
+  stats_.latency_us.record(latency_us);
+  spdlog::debug("Request handled by worker {}", settings_.id);
 }
 
 void Worker::count_bytes(std::size_t in, std::size_t out) {

@@ -14,6 +14,8 @@
 #include "common/event_loop.h"
 #include "common/fd_passing.h"
 #include "common/unique_fd.h"
+#include "herd/app.h"
+#include "herd/loop.h"
 #include "proto/messages.h"
 #include "worker/connection.h"
 
@@ -31,15 +33,14 @@ struct WorkerSettings {
 
 class Worker final : public ConnectionOwner {
  public:
-  Worker(WorkerSettings settings, HttpHandler handler);
+  Worker(WorkerSettings settings, const App& app);
   ~Worker() override;
 
   // Says hello and ready, then serves until drained. Returns the exit code.
   int run();
 
   void connection_closed(Connection* connection) override;
-  void responses_sent(const HttpSession::FeedResult& fed, std::uint64_t first_latency_us,
-                      std::uint64_t rest_latency_us) override;
+  void response_written(unsigned status, std::uint64_t latency_us) override;
   void count_bytes(std::size_t in, std::size_t out) override;
   std::string_view current_date() override;
 
@@ -62,8 +63,9 @@ class Worker final : public ConnectionOwner {
   void master_gone();
 
   WorkerSettings settings_;
-  HttpHandler handler_;
+  const App& app_;
   EventBasePtr base_;
+  std::unique_ptr<Loop> loop_;  // the application's view of base_
   UniqueFd channel_;
   EventPtr channel_event_;
   EventPtr channel_write_event_;  // armed while the outbox holds messages
@@ -84,5 +86,8 @@ class Worker final : public ConnectionOwner {
   std::time_t date_second_ = 0;
   std::string date_;
 };
+
+// Makes herd::loop() return `loop` on this thread (nullptr: none).
+void set_current_loop(Loop* loop);
 
 }  // namespace herd

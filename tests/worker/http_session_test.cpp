@@ -1,10 +1,5 @@
 #include "worker/http_session.h"
 
-#include <boost/asio/buffer.hpp>
-#include <boost/beast/http/error.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/string_body.hpp>
-
 #include <optional>
 #include <string>
 #include <string_view>
@@ -12,56 +7,24 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/worker/session_harness.h"
+
 namespace herd {
 namespace {
 
-namespace http = boost::beast::http;
-using Response = http::response<http::string_body>;
-
-constexpr std::string_view kDate = "Sun, 06 Nov 1994 08:49:37 GMT";
-constexpr std::string_view kGetRoot = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
-
-// Parses the next response off the front of `output` with Beast's own parser,
-// so the tests check what a real client would read, not a string layout.
-// `head`: the response answers a HEAD request and so has no body.
-std::optional<Response> read_response(std::string_view& output, bool head = false) {
-  http::response_parser<http::string_body> parser;
-  parser.eager(true);
-  parser.skip(head);
-  while (!parser.is_done()) {
-    boost::system::error_code error;
-    std::size_t used = parser.put(boost::asio::const_buffer(output.data(), output.size()), error);
-    output.remove_prefix(used);
-    if (error == http::error::need_more && used > 0) continue;
-    if (error || used == 0) {
-      ADD_FAILURE() << "unparseable response (" << error.message() << ") at: " << output;
-      return std::nullopt;
-    }
-  }
-  return parser.release();
-}
-
-// Parses `output` as exactly one response.
-std::optional<Response> only_response(std::string_view output, bool head = false) {
-  std::optional<Response> response = read_response(output, head);
-  EXPECT_TRUE(output.empty()) << "bytes after the response: " << output;
-  return response;
-}
-
-std::string header(const Response& response, http::field field) {
-  return std::string(response[field]);
-}
+using namespace herd::testing;
+using Response = ParsedResponse;
 
 class HttpSessionTest : public ::testing::Test {
  protected:
   // Feeds `input` in one call and returns what was written.
   std::string feed_all(std::string_view input) {
     std::string output;
-    last_ = session_.feed(input, output, kDate);
+    last_ = session_.feed(input, output);
     return output;
   }
 
-  HttpSession session_{HttpLimits{}, hello_world_app};
+  TestSession session_;
   HttpSession::FeedResult last_;
 };
 
@@ -143,7 +106,7 @@ TEST_F(HttpSessionTest, PipelinedRequestsAreAnsweredInOrder) {
   EXPECT_EQ(root->body(), "Hello World!");
   EXPECT_EQ(last->body(), "Cannot GET /last");
   EXPECT_TRUE(rest.empty());
-  EXPECT_FALSE(session_.closing());
+  EXPECT_FALSE(session_->closing());
 }
 
 TEST_F(HttpSessionTest, RequestFedByteByByteYieldsOneResponse) {
@@ -155,21 +118,21 @@ TEST_F(HttpSessionTest, RequestFedByteByByteYieldsOneResponse) {
 
   for (std::size_t i = 0; i < input.size(); ++i) {
     pending += input[i];
-    HttpSession::FeedResult result = session_.feed(pending, output, kDate);
+    HttpSession::FeedResult result = session_.feed(pending, output);
     ASSERT_LE(result.consumed, pending.size());
     pending.erase(0, result.consumed);
     consumed += result.consumed;
     requests += result.requests;
     if (i + 1 < input.size()) {
       ASSERT_TRUE(output.empty()) << "answered after " << i + 1 << " bytes";
-      EXPECT_TRUE(session_.in_request()) << "after " << i + 1 << " bytes";
+      EXPECT_TRUE(session_->in_request()) << "after " << i + 1 << " bytes";
     }
   }
 
   EXPECT_EQ(consumed, input.size());
   EXPECT_TRUE(pending.empty());
   EXPECT_EQ(requests, 1u);
-  EXPECT_FALSE(session_.in_request());
+  EXPECT_FALSE(session_->in_request());
   std::optional<Response> response = only_response(output);
   ASSERT_TRUE(response.has_value());
   EXPECT_EQ(response->body(), "Hello World!");
@@ -183,7 +146,7 @@ TEST_F(HttpSessionTest, PostBodyFedByteByByteIsConsumedOnce) {
 
   for (char byte : input) {
     pending += byte;
-    HttpSession::FeedResult result = session_.feed(pending, output, kDate);
+    HttpSession::FeedResult result = session_.feed(pending, output);
     ASSERT_LE(result.consumed, pending.size());
     pending.erase(0, result.consumed);
     requests += result.requests;
@@ -203,14 +166,14 @@ TEST_F(HttpSessionTest, PostBodyFedByteByByteIsConsumedOnce) {
 TEST_F(HttpSessionTest, RequestSplitAcrossFeedsAtEveryPointYieldsOneResponse) {
   std::string input = "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
   for (std::size_t split = 1; split < input.size(); ++split) {
-    HttpSession session(HttpLimits{}, hello_world_app);
+    TestSession session;
     std::string output;
     std::string pending = input.substr(0, split);
 
-    HttpSession::FeedResult first = session.feed(pending, output, kDate);
+    HttpSession::FeedResult first = session.feed(pending, output);
     pending.erase(0, first.consumed);
     pending += input.substr(split);
-    HttpSession::FeedResult second = session.feed(pending, output, kDate);
+    HttpSession::FeedResult second = session.feed(pending, output);
 
     EXPECT_EQ(first.requests + second.requests, 1u) << "split at " << split;
     EXPECT_EQ(second.consumed, pending.size()) << "split at " << split;
@@ -221,16 +184,16 @@ TEST_F(HttpSessionTest, RequestSplitAcrossFeedsAtEveryPointYieldsOneResponse) {
 }
 
 TEST_F(HttpSessionTest, InRequestWhileRequestIsIncomplete) {
-  EXPECT_FALSE(session_.in_request());
+  EXPECT_FALSE(session_->in_request());
 
   std::string output;
-  HttpSession::FeedResult partial = session_.feed("GET / HT", output, kDate);
+  HttpSession::FeedResult partial = session_.feed("GET / HT", output);
 
-  EXPECT_TRUE(session_.in_request());
+  EXPECT_TRUE(session_->in_request());
   EXPECT_TRUE(output.empty());
   std::string rest = std::string("GET / HT").substr(partial.consumed) + "TP/1.1\r\n\r\n";
-  session_.feed(rest, output, kDate);
-  EXPECT_FALSE(session_.in_request());
+  session_.feed(rest, output);
+  EXPECT_FALSE(session_->in_request());
   EXPECT_FALSE(output.empty());
 }
 
@@ -238,15 +201,15 @@ TEST_F(HttpSessionTest, InRequestWhileBodyIsIncomplete) {
   std::string head = "POST /x HTTP/1.1\r\nContent-Length: 10\r\n\r\n12345";
   std::string output;
 
-  HttpSession::FeedResult result = session_.feed(head, output, kDate);
+  HttpSession::FeedResult result = session_.feed(head, output);
 
   EXPECT_EQ(result.consumed, head.size());  // the partial body is buffered in the session
   EXPECT_EQ(result.requests, 0u);
-  EXPECT_TRUE(session_.in_request());
+  EXPECT_TRUE(session_->in_request());
   EXPECT_TRUE(output.empty());
-  result = session_.feed("67890", output, kDate);
+  result = session_.feed("67890", output);
   EXPECT_EQ(result.requests, 1u);
-  EXPECT_FALSE(session_.in_request());
+  EXPECT_FALSE(session_->in_request());
 }
 
 TEST_F(HttpSessionTest, Http11KeepsConnectionAliveByDefault) {
@@ -254,7 +217,7 @@ TEST_F(HttpSessionTest, Http11KeepsConnectionAliveByDefault) {
 
   ASSERT_TRUE(response.has_value());
   EXPECT_TRUE(response->keep_alive());
-  EXPECT_FALSE(session_.closing());
+  EXPECT_FALSE(session_->closing());
 }
 
 TEST_F(HttpSessionTest, ConnectionCloseRequestClosesAfterResponse) {
@@ -262,7 +225,7 @@ TEST_F(HttpSessionTest, ConnectionCloseRequestClosesAfterResponse) {
 
   std::string output = feed_all(first + std::string(kGetRoot));
 
-  EXPECT_TRUE(session_.closing());
+  EXPECT_TRUE(session_->closing());
   EXPECT_EQ(last_.consumed, first.size());  // the pipelined request is not read
   EXPECT_EQ(last_.requests, 1u);
   std::optional<Response> response = only_response(output);
@@ -277,7 +240,7 @@ TEST_F(HttpSessionTest, Http10WithoutKeepAliveCloses) {
   ASSERT_TRUE(response.has_value());
   EXPECT_EQ(response->body(), "Hello World!");
   EXPECT_FALSE(response->keep_alive());
-  EXPECT_TRUE(session_.closing());
+  EXPECT_TRUE(session_->closing());
 }
 
 TEST_F(HttpSessionTest, Http10WithKeepAliveStaysOpen) {
@@ -287,21 +250,23 @@ TEST_F(HttpSessionTest, Http10WithKeepAliveStaysOpen) {
   ASSERT_TRUE(response.has_value());
   EXPECT_EQ(response->version(), 10u);
   EXPECT_TRUE(response->keep_alive());
-  EXPECT_FALSE(session_.closing());
+  EXPECT_FALSE(session_->closing());
 }
 
 TEST_F(HttpSessionTest, GarbageGetsBadRequestAndNothingAfterIsParsed) {
   int calls = 0;
-  HttpSession session(HttpLimits{}, [&](const HttpRequest& request) {
+  App app;
+  app.use([&](Request&, herd::Response& res, Next&) {
     ++calls;
-    return hello_world_app(request);
+    res.send("called");
   });
+  TestSession session(HttpLimits{}, std::move(app));
   std::string output;
 
-  session.feed("NOT HTTP AT ALL\r\n\r\n" + std::string(kGetRoot), output, kDate);
+  session.feed("NOT HTTP AT ALL\r\n\r\n" + std::string(kGetRoot), output);
 
-  EXPECT_TRUE(session.closing());
-  EXPECT_FALSE(session.in_request());
+  EXPECT_TRUE(session->closing());
+  EXPECT_FALSE(session->in_request());
   EXPECT_EQ(calls, 0);
   std::optional<Response> response = only_response(output);
   ASSERT_TRUE(response.has_value());
@@ -311,7 +276,7 @@ TEST_F(HttpSessionTest, GarbageGetsBadRequestAndNothingAfterIsParsed) {
 
 TEST_F(HttpSessionTest, ClosingSessionConsumesAndAnswersNothingMore) {
   feed_all("GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
-  ASSERT_TRUE(session_.closing());
+  ASSERT_TRUE(session_->closing());
 
   std::string output = feed_all(kGetRoot);
 
@@ -328,7 +293,7 @@ TEST_F(HttpSessionTest, HeadersOverLimitGet431) {
   ASSERT_TRUE(response.has_value());
   EXPECT_EQ(response->result_int(), 431u);
   EXPECT_FALSE(response->keep_alive());
-  EXPECT_TRUE(session_.closing());
+  EXPECT_TRUE(session_->closing());
 }
 
 TEST_F(HttpSessionTest, HeadersOverLimitArrivingInPiecesGet431) {
@@ -336,9 +301,9 @@ TEST_F(HttpSessionTest, HeadersOverLimitArrivingInPiecesGet431) {
   std::string pending;
   std::string output;
 
-  for (std::size_t offset = 0; offset < input.size() && !session_.closing(); offset += 1000) {
+  for (std::size_t offset = 0; offset < input.size() && !session_->closing(); offset += 1000) {
     pending += input.substr(offset, 1000);
-    pending.erase(0, session_.feed(pending, output, kDate).consumed);
+    pending.erase(0, session_.feed(pending, output).consumed);
   }
 
   std::optional<Response> response = only_response(output);
@@ -384,7 +349,7 @@ TEST_F(HttpSessionTest, ContentLengthOverBodyLimitGets413) {
   ASSERT_TRUE(response.has_value());
   EXPECT_EQ(response->result_int(), 413u);
   EXPECT_FALSE(response->keep_alive());
-  EXPECT_TRUE(session_.closing());
+  EXPECT_TRUE(session_->closing());
 }
 
 TEST_F(HttpSessionTest, BodyOfExactlyBodyLimitIsAccepted) {
@@ -399,17 +364,16 @@ TEST_F(HttpSessionTest, BodyOfExactlyBodyLimitIsAccepted) {
 }
 
 TEST_F(HttpSessionTest, ChunkedBodyOverLimitGets413) {
-  HttpSession session(HttpLimits{16 * 1024, 10}, hello_world_app);
+  TestSession session(HttpLimits{16 * 1024, 10});
   std::string output;
 
-  session.feed(
-      "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nb\r\nhello world\r\n0\r\n\r\n", output,
-      kDate);
+  session.feed("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nb\r\nhello world\r\n0\r\n\r\n",
+               output);
 
   std::optional<Response> response = only_response(output);
   ASSERT_TRUE(response.has_value());
   EXPECT_EQ(response->result_int(), 413u);
-  EXPECT_TRUE(session.closing());
+  EXPECT_TRUE(session->closing());
 }
 
 TEST_F(HttpSessionTest, PostBodyIsConsumedAndAnsweredNotFound) {
@@ -444,14 +408,16 @@ TEST_F(HttpSessionTest, ChunkedPostBodyIsConsumed) {
 
 TEST_F(HttpSessionTest, PassesMethodTargetPathAndBodyToHandler) {
   std::vector<std::string> seen;
-  HttpSession session(HttpLimits{}, [&](const HttpRequest& request) {
-    seen = {std::string(request.method), std::string(request.target), std::string(request.path),
-            std::string(request.body)};
-    return HttpResponse{201, "application/json", "{}"};
+  App app;
+  app.put("/items/:id", [&](Request& request, herd::Response& response) {
+    seen = {std::string(request.method()), std::string(request.url()),
+            std::string(request.path()), std::string(request.body())};
+    response.status(201).type("application/json").send("{}");
   });
+  TestSession session(HttpLimits{}, std::move(app));
   std::string output;
 
-  session.feed("PUT /items/7?force=1 HTTP/1.1\r\nContent-Length: 4\r\n\r\ndata", output, kDate);
+  session.feed("PUT /items/7?force=1 HTTP/1.1\r\nContent-Length: 4\r\n\r\ndata", output);
 
   EXPECT_EQ(seen, (std::vector<std::string>{"PUT", "/items/7?force=1", "/items/7", "data"}));
   std::optional<Response> response = only_response(output);
@@ -461,12 +427,12 @@ TEST_F(HttpSessionTest, PassesMethodTargetPathAndBodyToHandler) {
   EXPECT_EQ(response->body(), "{}");
 }
 
-TEST_F(HttpSessionTest, CloseAfterNextResponseMakesResponseCloseConnection) {
-  session_.close_after_next_response();
+TEST_F(HttpSessionTest, DrainingMakesTheLastResponseCloseConnection) {
+  session_->drain();
 
   std::string output = feed_all(std::string(kGetRoot) + std::string(kGetRoot));
 
-  EXPECT_TRUE(session_.closing());
+  EXPECT_TRUE(session_->closing());
   EXPECT_EQ(last_.requests, 1u);
   EXPECT_EQ(last_.consumed, kGetRoot.size());
   std::optional<Response> response = only_response(output);
@@ -475,39 +441,34 @@ TEST_F(HttpSessionTest, CloseAfterNextResponseMakesResponseCloseConnection) {
   EXPECT_FALSE(response->keep_alive());
 }
 
-TEST_F(HttpSessionTest, CloseAfterNextResponseAppliesToRequestAlreadyInProgress) {
+TEST_F(HttpSessionTest, DrainingAppliesToRequestAlreadyInProgress) {
   std::string output;
-  HttpSession::FeedResult partial = session_.feed("GET / HTTP/1.1\r\n", output, kDate);
+  HttpSession::FeedResult partial = session_.feed("GET / HTTP/1.1\r\n", output);
 
-  session_.close_after_next_response();
+  session_->drain();
   std::string rest = std::string("GET / HTTP/1.1\r\n").substr(partial.consumed) + "\r\n";
-  session_.feed(rest, output, kDate);
+  session_.feed(rest, output);
 
   std::optional<Response> response = only_response(output);
   ASSERT_TRUE(response.has_value());
   EXPECT_FALSE(response->keep_alive());
-  EXPECT_TRUE(session_.closing());
+  EXPECT_TRUE(session_->closing());
 }
 
-TEST(HelloWorldAppTest, AnswersHeadRootLikeGet) {
-  HttpResponse response = hello_world_app(HttpRequest{"HEAD", "/", "/", ""});
+TEST_F(HttpSessionTest, AnswersOtherMethodsOnRootWithCannot) {
+  std::optional<Response> response = only_response(feed_all("DELETE / HTTP/1.1\r\n\r\n"));
 
-  EXPECT_EQ(response.status, 200u);
-  EXPECT_EQ(response.body, "Hello World!");
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->result_int(), 404u);
+  EXPECT_EQ(response->body(), "Cannot DELETE /");
 }
 
-TEST(HelloWorldAppTest, AnswersOtherMethodsOnRootWithCannot) {
-  HttpResponse response = hello_world_app(HttpRequest{"DELETE", "/", "/", ""});
+TEST_F(HttpSessionTest, EscapesHtmlInNotFoundPath) {
+  std::optional<Response> response = only_response(feed_all("GET /<b> HTTP/1.1\r\n\r\n"));
 
-  EXPECT_EQ(response.status, 404u);
-  EXPECT_EQ(response.body, "Cannot DELETE /");
-}
-
-TEST(HelloWorldAppTest, EscapesHtmlInPath) {
-  HttpResponse response = hello_world_app(HttpRequest{"GET", "/<b>", "/<b>", ""});
-
-  EXPECT_EQ(response.body, "Cannot GET /&lt;b&gt;");
-  EXPECT_EQ(response.content_type, "text/html; charset=utf-8");
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->body(), "Cannot GET /&lt;b&gt;");
+  EXPECT_EQ(header(*response, http::field::content_type), "text/html; charset=utf-8");
 }
 
 TEST(HttpDateTest, FormatsImfFixdate) {

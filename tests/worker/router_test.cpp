@@ -1,4 +1,4 @@
-#include "worker/router.h"
+#include "herd/router.h"
 
 #include <cstddef>
 #include <stdexcept>

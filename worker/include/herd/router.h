@@ -1,6 +1,6 @@
 // Router: Express 4 style routing as pure logic. It maps (method, path) to the
 // id of a handler registered by the caller, with the named path parameters;
-// it knows nothing of HTTP messages, so the future App owns the handlers
+// it knows nothing of HTTP messages, so the App (herd/app.h) owns the handlers
 // (std::function) and the responses. Also the query-string decoding.
 //
 // Patterns, compared segment by segment (no regex):

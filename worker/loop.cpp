@@ -1,0 +1,79 @@
+#include "herd/loop.h"
+
+#include <event2/event.h>
+
+#include <spdlog/spdlog.h>
+
+#include <exception>
+#include <stdexcept>
+#include <utility>
+
+#include "common/event_loop.h"
+
+namespace herd {
+namespace {
+thread_local Loop* current_loop = nullptr;
+}  // namespace
+
+void set_current_loop(Loop* loop) { current_loop = loop; }
+
+Loop& loop() {
+  if (current_loop == nullptr) {
+    throw std::logic_error("herd::loop() called outside herd::run: there is no worker loop");
+  }
+  return *current_loop;
+}
+
+struct Loop::Timer {
+  Loop* loop;
+  TimerId id;
+  EventPtr event;
+  std::function<void()> callback;
+};
+
+Loop::Loop(event_base* base) : base_(base) {}
+
+Loop::~Loop() {
+  // A callback's destructor may release a Response, which may cancel or add
+  // timers: take the map first.
+  std::map<TimerId, Timer*> pending = std::exchange(timers_, {});
+  for (auto& [id, timer] : pending) delete timer;
+}
+
+Loop::TimerId Loop::after(std::chrono::milliseconds delay, std::function<void()> callback) {
+  auto* timer = new Timer{this, next_id_++, nullptr, std::move(callback)};
+  timer->event.reset(evtimer_new(base_, on_timer, timer));
+  if (!timer->event) {
+    delete timer;
+    throw std::runtime_error("evtimer_new() failed");
+  }
+  arm_timer(timer->event.get(), delay);
+  timers_.emplace(timer->id, timer);
+  return timer->id;
+}
+
+bool Loop::cancel(TimerId id) {
+  auto found = timers_.find(id);
+  if (found == timers_.end()) return false;
+  Timer* timer = found->second;
+  timers_.erase(found);
+  delete timer;
+  return true;
+}
+
+void Loop::on_timer(evutil_socket_t, short, void* arg) {
+  auto* timer = static_cast<Timer*>(arg);
+  // Out of the map before running, so the callback may schedule or cancel
+  // freely; freed after, with whatever handles its closure holds.
+  timer->loop->timers_.erase(timer->id);
+  std::unique_ptr<Timer> owned(timer);
+  try {
+    owned->callback();
+  } catch (const std::exception& error) {
+    spdlog::error("timer callback threw: {}", error.what());
+  } catch (...) {
+    spdlog::error("timer callback threw a non-exception");
+  }
+}
+
+}  // namespace herd
