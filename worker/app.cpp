@@ -15,7 +15,9 @@ constexpr std::string_view kHtml = "text/html; charset=utf-8";
 constexpr std::string_view kJson = "application/json; charset=utf-8";
 constexpr std::string_view kText = "text/plain; charset=utf-8";
 
-char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char ascii_lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -70,9 +72,21 @@ bool ready_to_send(Exchange& exchange) {
   return true;
 }
 
+void remove_header(Exchange& exchange, std::string_view name) {
+  auto& headers = exchange.headers;
+  headers.erase(std::remove_if(headers.begin(), headers.end(),
+                               [&](const auto& header) { return iequals(header.first, name); }),
+                headers.end());
+}
+
+// Headers set so far (CORS, say) stay; the type is the error's.
+void clear_content_type(Exchange& exchange) {
+  remove_header(exchange, "Content-Type");
+}
+
 void send_text_error(Exchange& exchange, unsigned status, std::string_view message) {
   exchange.status = status;
-  exchange.headers.clear();
+  clear_content_type(exchange);
   exchange.body = message;
   finish(exchange, kText);
 }
@@ -85,7 +99,9 @@ std::string describe(const Exchange& exchange) {
 
 // ---- handles ---------------------------------------------------------------
 
-ExchangeHandle::ExchangeHandle(Exchange* exchange) : exchange_(exchange) { ++exchange_->handles; }
+ExchangeHandle::ExchangeHandle(Exchange* exchange) : exchange_(exchange) {
+  ++exchange_->handles;
+}
 
 ExchangeHandle::ExchangeHandle(const ExchangeHandle& other) : exchange_(other.exchange_) {
   ++exchange_->handles;
@@ -113,17 +129,27 @@ ExchangeHandle::~ExchangeHandle() {
 
 // ---- Request ---------------------------------------------------------------
 
-std::string_view Request::method() const { return exchange_->message.method_string(); }
-std::string_view Request::url() const { return exchange_->message.target(); }
-std::string_view Request::path() const { return exchange_->path; }
-unsigned Request::version() const { return exchange_->message.version(); }
+std::string_view Request::method() const {
+  return exchange_->message.method_string();
+}
+std::string_view Request::url() const {
+  return exchange_->message.target();
+}
+std::string_view Request::path() const {
+  return exchange_->path;
+}
+unsigned Request::version() const {
+  return exchange_->message.version();
+}
 
 std::string_view Request::param(std::string_view name) const {
   auto found = exchange_->params.find(name);
   return found == exchange_->params.end() ? std::string_view() : std::string_view(found->second);
 }
 
-const RouteParams& Request::params() const { return exchange_->params; }
+const RouteParams& Request::params() const {
+  return exchange_->params;
+}
 
 const QueryParams& Request::query_params() const {
   if (!exchange_->query) {
@@ -154,7 +180,9 @@ std::vector<std::pair<std::string_view, std::string_view>> Request::headers() co
   return all;
 }
 
-std::string_view Request::body() const { return exchange_->message.body(); }
+std::string_view Request::body() const {
+  return exchange_->message.body();
+}
 
 nlohmann::json Request::json() const {
   try {
@@ -164,7 +192,9 @@ nlohmann::json Request::json() const {
   }
 }
 
-nlohmann::json& Request::locals() { return exchange_->locals; }
+nlohmann::json& Request::locals() {
+  return exchange_->locals;
+}
 
 // ---- Response --------------------------------------------------------------
 
@@ -178,10 +208,7 @@ Response& Response::status(unsigned code) {
 
 Response& Response::set(std::string_view name, std::string_view value) {
   check_header(name, value);
-  auto& headers = exchange_->headers;
-  headers.erase(std::remove_if(headers.begin(), headers.end(),
-                               [&](const auto& header) { return iequals(header.first, name); }),
-                headers.end());
+  remove_header(*exchange_, name);
   return append(name, value);
 }
 
@@ -199,7 +226,9 @@ Response& Response::append(std::string_view name, std::string_view value) {
   return *this;
 }
 
-Response& Response::type(std::string_view content_type) { return set("Content-Type", content_type); }
+Response& Response::type(std::string_view content_type) {
+  return set("Content-Type", content_type);
+}
 
 std::optional<std::string_view> Response::get(std::string_view name) const {
   if (iequals(name, "Connection") && exchange_->close_after) return "close";
@@ -246,8 +275,12 @@ void Response::end() {
   finish(*exchange_, {});
 }
 
-bool Response::sent() const { return exchange_->sent || exchange_->aborted; }
-bool Response::aborted() const { return exchange_->aborted; }
+bool Response::sent() const {
+  return exchange_->sent || exchange_->aborted;
+}
+bool Response::aborted() const {
+  return exchange_->aborted;
+}
 
 void Response::on_abort(std::function<void()> callback) {
   if (exchange_->aborted) {
@@ -286,7 +319,9 @@ App& App::add_route(std::string_view method, std::string_view pattern, Handler h
   return *this;
 }
 
-App& App::use(Handler middleware) { return use("", std::move(middleware)); }
+App& App::use(Handler middleware) {
+  return use("", std::move(middleware));
+}
 
 App& App::use(std::string_view prefix, Handler middleware) {
   if (!prefix.empty() && prefix.front() != '/') {
@@ -301,7 +336,9 @@ App& App::use(std::string_view prefix, Handler middleware) {
   return *this;
 }
 
-void App::dispatch(Exchange& exchange) const { resume(exchange, 0); }
+void App::dispatch(Exchange& exchange) const {
+  resume(exchange, 0);
+}
 
 void App::resume(Exchange& exchange, std::size_t position) const {
   for (std::size_t index = position; index < layers_.size(); ++index) {
@@ -362,10 +399,9 @@ App& App::on_error(ErrorHandler handler) {
   return *this;
 }
 
-void App::answer_error(Exchange& exchange, Request& request, Response& response,
-                       unsigned status, const std::string& message) const {
-  exchange.headers.clear();
-  exchange.close_after = false;
+void App::answer_error(Exchange& exchange, Request& request, Response& response, unsigned status,
+                       const std::string& message) const {
+  clear_content_type(exchange);
   exchange.status = status;
   if (error_handler_) {
     try {
@@ -376,8 +412,6 @@ void App::answer_error(Exchange& exchange, Request& request, Response& response,
       spdlog::error("{}: the error handler threw a non-exception", describe(exchange));
     }
     if (response.sent()) return;
-    exchange.headers.clear();
-    exchange.status = status;
   }
   send_text_error(exchange, status, message);
 }

@@ -62,9 +62,13 @@ bool Connection::unread_bytes_waiting() const {
 
 // ---- SessionHost -----------------------------------------------------------
 
-std::chrono::steady_clock::time_point Connection::now() { return std::chrono::steady_clock::now(); }
+std::chrono::steady_clock::time_point Connection::now() {
+  return std::chrono::steady_clock::now();
+}
 
-std::string_view Connection::date() { return owner_.current_date(); }
+std::string_view Connection::date() {
+  return owner_.current_date();
+}
 
 void Connection::output_ready() {
   // Called from inside the application's code: write from the loop instead.
@@ -183,6 +187,8 @@ bool Connection::output_pending() const {
   return evbuffer_get_length(bufferevent_get_output(bev_.get())) > 0;
 }
 
-void Connection::close() { owner_.connection_closed(this); }
+void Connection::close() {
+  owner_.connection_closed(this);
+}
 
 }  // namespace herd

@@ -33,12 +33,12 @@ struct Exchange {
 
   // The request.
   Message message;
-  std::string_view path;  // message.target() without the query
-  RouteParams params;     // of the route being run
+  std::string_view path;             // message.target() without the query
+  RouteParams params;                // of the route being run
   std::optional<QueryParams> query;  // parsed on first use
   nlohmann::json locals;
-  bool head = false;        // a HEAD request: the response carries no body
-  bool keep_alive = false;  // as the request asked
+  bool head = false;                              // a HEAD request: the response carries no body
+  bool keep_alive = false;                        // as the request asked
   std::chrono::steady_clock::time_point started;  // its first byte was read
 
   // Dispatch.
@@ -49,7 +49,7 @@ struct Exchange {
   unsigned status = 200;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
-  bool close_after = false;        // the app set Connection: close
+  bool close_after = false;  // the app set Connection: close
   bool sent = false;
   bool aborted = false;
   std::function<void()> on_abort;

@@ -25,7 +25,9 @@ void append_number(std::string& output, std::size_t value) {
 }
 
 // 204 and 304 carry no body (RFC 9110 15.3.5, 15.4.5).
-bool status_has_body(unsigned status) { return status != 204 && status != 304; }
+bool status_has_body(unsigned status) {
+  return status != 204 && status != 304;
+}
 
 std::uint64_t microseconds_between(std::chrono::steady_clock::time_point from,
                                    std::chrono::steady_clock::time_point to) {
@@ -112,7 +114,9 @@ HttpSession::HttpSession(HttpLimits limits, const App& app, SessionHost& host)
   reset_parser();
 }
 
-HttpSession::~HttpSession() { close_pipeline(); }
+HttpSession::~HttpSession() {
+  close_pipeline();
+}
 
 void HttpSession::reset_parser() {
   parser_.emplace();

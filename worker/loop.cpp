@@ -15,7 +15,9 @@ namespace {
 thread_local Loop* current_loop = nullptr;
 }  // namespace
 
-void set_current_loop(Loop* loop) { current_loop = loop; }
+void set_current_loop(Loop* loop) {
+  current_loop = loop;
+}
 
 Loop& loop() {
   if (current_loop == nullptr) {

@@ -87,8 +87,8 @@ int run(const App& app, const RunOptions& options) {
   settings.connection.limits.max_pipelined_requests = options.max_pipelined_requests;
 
   spdlog::level::level_enum level = spdlog::level::from_str(env_text("HERD_LOG_LEVEL", "info"));
-  LogFormat format =
-      env_text("HERD_LOG_FORMAT", "text") == std::string("json") ? LogFormat::kJson : LogFormat::kText;
+  LogFormat format = env_text("HERD_LOG_FORMAT", "text") == std::string("json") ? LogFormat::kJson
+                                                                                : LogFormat::kText;
   setup_logging("worker " + std::to_string(settings.id), level, format);
 
   Worker worker(std::move(settings), app);

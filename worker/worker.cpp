@@ -144,8 +144,8 @@ void Worker::adopt(std::uint64_t seq, UniqueFd fd) {
     refused_seqs_.push_back(seq);  // the master re-dispatches it
     return;
   }
-  auto connection = std::make_unique<Connection>(*this, base_.get(), std::move(fd),
-                                                 settings_.connection, app_);
+  auto connection =
+      std::make_unique<Connection>(*this, base_.get(), std::move(fd), settings_.connection, app_);
   if (!connection->start()) {
     spdlog::error("cannot set up connection {}: libevent refused it", seq);
     refused_seqs_.push_back(seq);

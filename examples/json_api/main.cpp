@@ -99,7 +99,8 @@ class TodoStore {
 
     app.post("/todos", [this](herd::Request& req, herd::Response& res) {
       Todo todo;
-      if (auto error = apply(req.json(), todo, /*require_title=*/true)) return fail(res, 422, *error);
+      if (auto error = apply(req.json(), todo, /*require_title=*/true))
+        return fail(res, 422, *error);
       std::uint64_t id = next_id_++;
       todos_.emplace(id, todo);
       res.status(201).set("Location", "/todos/" + std::to_string(id)).json(to_json(id, todo));
@@ -176,9 +177,8 @@ int main(int argc, char** argv) {
   herd::App app;
   // Errors as JSON, like the rest of the API: a body that is not JSON
   // (req.json() throws HttpError 400) and any unexpected failure (500).
-  app.on_error([](herd::Request&, herd::Response& res, unsigned status, const std::string& message) {
-    fail(res, status, message);
-  });
+  app.on_error([](herd::Request&, herd::Response& res, unsigned status,
+                  const std::string& message) { fail(res, status, message); });
   TodoStore store;
   store.install(app);
   install_slow(app);

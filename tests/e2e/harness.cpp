@@ -800,7 +800,8 @@ std::optional<nlohmann::json> control_request(const std::string& path,
 }
 
 void RequestLoop::run(std::uint16_t port) {
-  while (!stop_ && done_ < kMaxLoopRequests) {
+  auto deadline = std::chrono::steady_clock::now() + kMaxLoopDuration;
+  while (!stop_ && done_ < kMaxLoopRequests && std::chrono::steady_clock::now() < deadline) {
     HttpReadResult result = http_get(port, "/");
     std::string where = "request " + std::to_string(done_) + ": ";
     if (!result.ok()) {

@@ -289,11 +289,15 @@ std::optional<nlohmann::json> control_request(const std::string& path,
                                               std::string* error = nullptr);
 
 // Sequential GET / requests, each on a fresh connection, in a thread, until
-// stop() or kMaxLoopRequests: load beside an operation under test. Every
+// stop() or its bounds: load beside an operation under test. Every
 // answer other than a 200 is a failure.
 class RequestLoop {
  public:
-  static constexpr std::size_t kMaxLoopRequests = 4000;
+  // Bounds, should a test forget to stop it. Not a count alone: a slow reload
+  // (a Python worker starting on a loaded machine) outlasts a few thousand
+  // requests, and the test must still see requests after it.
+  static constexpr std::size_t kMaxLoopRequests = 1'000'000;
+  static constexpr Milliseconds kMaxLoopDuration{120'000};
 
   explicit RequestLoop(std::uint16_t port) : thread_([this, port] { run(port); }) {}
   ~RequestLoop() { stop(); }

@@ -367,8 +367,9 @@ TEST_F(HttpSessionTest, ChunkedBodyOverLimitGets413) {
   TestSession session(HttpLimits{16 * 1024, 10});
   std::string output;
 
-  session.feed("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nb\r\nhello world\r\n0\r\n\r\n",
-               output);
+  session.feed(
+      "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nb\r\nhello world\r\n0\r\n\r\n",
+      output);
 
   std::optional<Response> response = only_response(output);
   ASSERT_TRUE(response.has_value());
@@ -410,8 +411,8 @@ TEST_F(HttpSessionTest, PassesMethodTargetPathAndBodyToHandler) {
   std::vector<std::string> seen;
   App app;
   app.put("/items/:id", [&](Request& request, herd::Response& response) {
-    seen = {std::string(request.method()), std::string(request.url()),
-            std::string(request.path()), std::string(request.body())};
+    seen = {std::string(request.method()), std::string(request.url()), std::string(request.path()),
+            std::string(request.body())};
     response.status(201).type("application/json").send("{}");
   });
   TestSession session(HttpLimits{}, std::move(app));

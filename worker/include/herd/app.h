@@ -153,7 +153,8 @@ class Next : public ExchangeHandle {
 using Handler = std::function<void(Request&, Response&, Next&)>;
 // Answers a request whose handler failed: `status` and `message` from an
 // HttpError, or 500 and "Internal Server Error" for any other exception (whose
-// text is logged, not sent). The response's headers are cleared before.
+// text is logged, not sent). Headers set before the failure are kept, except
+// Content-Type.
 using ErrorHandler =
     std::function<void(Request&, Response&, unsigned status, const std::string& message)>;
 

@@ -4,5 +4,5 @@
 
 #include "herd/app.h"
 #include "herd/loop.h"
-#include "herd/run.h"
 #include "herd/router.h"
+#include "herd/run.h"
