@@ -64,9 +64,10 @@ void finish(Exchange& exchange, std::string_view default_type) {
   if (exchange.session != nullptr) exchange.session->response_ready(exchange);
 }
 
-// The response must not be sent yet. A detached exchange (the client left)
-// takes sends silently; the handler learns it from aborted().
-bool ready_to_send(Exchange& exchange) {
+// The response must not be sent yet (Express's ERR_HTTP_HEADERS_SENT). An
+// aborted exchange (the client left) takes changes and sends silently; the
+// handler learns it from aborted().
+bool ready_to_change(Exchange& exchange) {
   if (exchange.aborted) return false;
   if (exchange.sent) throw std::logic_error("response already sent");
   return true;
@@ -202,18 +203,20 @@ Response& Response::status(unsigned code) {
   if (code < 200 || code > 999) {
     throw std::invalid_argument("status " + std::to_string(code) + " is outside 200-999");
   }
-  exchange_->status = code;
+  if (ready_to_change(*exchange_)) exchange_->status = code;
   return *this;
 }
 
 Response& Response::set(std::string_view name, std::string_view value) {
   check_header(name, value);
+  if (!ready_to_change(*exchange_)) return *this;
   remove_header(*exchange_, name);
   return append(name, value);
 }
 
 Response& Response::append(std::string_view name, std::string_view value) {
   check_header(name, value);
+  if (!ready_to_change(*exchange_)) return *this;
   if (iequals(name, "Connection")) {
     // The runtime writes the Connection header; the app may only ask to close.
     if (!iequals(value, "close")) {
@@ -238,13 +241,13 @@ std::optional<std::string_view> Response::get(std::string_view name) const {
 }
 
 void Response::send(std::string body) {
-  if (!ready_to_send(*exchange_)) return;
+  if (!ready_to_change(*exchange_)) return;
   exchange_->body = std::move(body);
   finish(*exchange_, kHtml);
 }
 
 void Response::json(const nlohmann::json& value) {
-  if (!ready_to_send(*exchange_)) return;
+  if (!ready_to_change(*exchange_)) return;
   // Invalid UTF-8 in a string becomes U+FFFD rather than an exception.
   exchange_->body = value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   finish(*exchange_, kJson);
@@ -254,7 +257,7 @@ void Response::redirect(std::string_view url, unsigned code) {
   if (code < 300 || code > 399) {
     throw std::invalid_argument("redirect status " + std::to_string(code) + " is not 3xx");
   }
-  if (!ready_to_send(*exchange_)) return;
+  if (!ready_to_change(*exchange_)) return;
   status(code);
   set("Location", url);
   // Express's plain-text redirect body.
@@ -263,14 +266,14 @@ void Response::redirect(std::string_view url, unsigned code) {
 }
 
 void Response::send_status(unsigned code) {
+  if (!ready_to_change(*exchange_)) return;
   status(code);
-  if (!ready_to_send(*exchange_)) return;
   exchange_->body = reason_phrase(code);
   finish(*exchange_, kText);
 }
 
 void Response::end() {
-  if (!ready_to_send(*exchange_)) return;
+  if (!ready_to_change(*exchange_)) return;
   exchange_->body.clear();
   finish(*exchange_, {});
 }

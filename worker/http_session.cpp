@@ -219,6 +219,9 @@ void HttpSession::write_ready_responses() {
     ++responses_written_;
     host_.response_written(exchange.status, microseconds_between(exchange.started, host_.now()));
     exchange.in_pipeline = false;
+    // Still held by the application: detach it now, so it never points at a
+    // session that has closed by the time the last handle goes.
+    if (exchange.handles > 0) exchange.session = nullptr;
     release(exchange);
     wrote = true;
     if (!keep_alive) {

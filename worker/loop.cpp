@@ -37,9 +37,11 @@ Loop::Loop(event_base* base) : base_(base) {}
 
 Loop::~Loop() {
   // A callback's destructor may release a Response, which may cancel or add
-  // timers: take the map first.
-  std::map<TimerId, Timer*> pending = std::exchange(timers_, {});
-  for (auto& [id, timer] : pending) delete timer;
+  // timers: take the map each round until nothing is left.
+  while (!timers_.empty()) {
+    std::map<TimerId, Timer*> pending = std::exchange(timers_, {});
+    for (auto& [id, timer] : pending) delete timer;
+  }
 }
 
 Loop::TimerId Loop::after(std::chrono::milliseconds delay, std::function<void()> callback) {
@@ -49,6 +51,8 @@ Loop::TimerId Loop::after(std::chrono::milliseconds delay, std::function<void()>
     delete timer;
     throw std::runtime_error("evtimer_new() failed");
   }
+  // Measure the delay from now, not from the loop iteration's cached time.
+  event_base_update_cache_time(base_);
   arm_timer(timer->event.get(), delay);
   timers_.emplace(timer->id, timer);
   return timer->id;

@@ -18,6 +18,8 @@
 // with --workers 1 to see one consistent store.
 #include <herd/herd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
@@ -40,6 +42,18 @@ json to_json(std::uint64_t id, const Todo& todo) {
 
 void fail(herd::Response& res, unsigned status, const std::string& message) {
   res.status(status).json({{"error", message}});
+}
+
+// True for "application/json", in any case, with or without parameters
+// ("; charset=utf-8"): media types are case-insensitive (RFC 9110 8.3.1).
+bool is_json(std::string_view content_type) {
+  std::string_view type = content_type.substr(0, content_type.find(';'));
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+  constexpr std::string_view kJson = "application/json";
+  return type.size() == kJson.size() &&
+         std::equal(type.begin(), type.end(), kJson.begin(), [](char a, char b) {
+           return std::tolower(static_cast<unsigned char>(a)) == b;
+         });
 }
 
 std::optional<std::uint64_t> parse_id(std::string_view text) {
@@ -78,8 +92,7 @@ class TodoStore {
     // Bodies must be declared JSON.
     app.use("/todos", [](herd::Request& req, herd::Response& res, herd::Next& next) {
       bool has_body = req.method() == "POST" || req.method() == "PUT" || req.method() == "PATCH";
-      auto type = req.header("Content-Type").value_or("");
-      if (has_body && type.substr(0, 16) != "application/json") {
+      if (has_body && !is_json(req.header("Content-Type").value_or(""))) {
         return fail(res, 415, "send the body as Content-Type: application/json");
       }
       next();

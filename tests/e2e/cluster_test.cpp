@@ -29,20 +29,6 @@ std::vector<std::string> fast_supervision() {
   return {"--heartbeat-interval", "200", "--heartbeat-timeout", "3000", "--kill-timeout", "2000"};
 }
 
-std::regex exact_worker_line(pid_t pid, const std::string& rest) {
-  return std::regex("Worker " + std::to_string(pid) + " " + rest);
-}
-
-double elapsed_ms(Clock::time_point since) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - since).count();
-}
-
-std::string describe_status(int status) {
-  if (WIFEXITED(status)) return "exit code " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return "signal " + std::to_string(WTERMSIG(status));
-  return "status " + std::to_string(status);
-}
-
 // Sends `request` on a fresh connection and expects 400 then a close; then a
 // fresh connection must still be served.
 void expect_rejected_with_400(std::uint16_t port, std::string_view request) {

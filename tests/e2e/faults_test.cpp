@@ -47,10 +47,6 @@ constexpr Milliseconds kMaxLoadDuration{20000};
 const json kPing = {{"cmd", "ping"}};
 const json kStatus = {{"cmd", "status"}};
 
-double elapsed_ms(Clock::time_point since) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - since).count();
-}
-
 Milliseconds remaining_until(Clock::time_point deadline) {
   return std::max(Milliseconds{0},
                   std::chrono::duration_cast<Milliseconds>(deadline - Clock::now()));

@@ -169,6 +169,21 @@ bool pid_alive(pid_t pid) {
   return stat->state != 'Z' && stat->state != 'X';
 }
 
+double elapsed_ms(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - since)
+      .count();
+}
+
+std::string describe_status(int status) {
+  if (WIFEXITED(status)) return "exit code " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return "signal " + std::to_string(WTERMSIG(status));
+  return "status " + std::to_string(status);
+}
+
+std::regex exact_worker_line(pid_t pid, const std::string& rest) {
+  return std::regex("Worker " + std::to_string(pid) + " " + rest);
+}
+
 bool wait_until(const std::function<bool()>& predicate, Milliseconds timeout) {
   Clock::time_point deadline = Clock::now() + timeout;
   while (!predicate()) {

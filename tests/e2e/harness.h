@@ -47,6 +47,16 @@ bool pid_alive(pid_t pid);
 // Returns the predicate's last value.
 bool wait_until(const std::function<bool()>& predicate, Milliseconds timeout);
 
+// Milliseconds since `since`, for the figures tests print.
+double elapsed_ms(std::chrono::steady_clock::time_point since);
+
+// A waitpid() status in words: "exit code 2", "signal 9".
+std::string describe_status(int status);
+
+// Matches the master's log line about worker `pid`, followed by `rest`
+// (a regex): "Worker 4045 " + "died \\(code 0\\)".
+std::regex exact_worker_line(pid_t pid, const std::string& rest);
+
 // CPU time `pid` has used so far (utime + stime from /proc/<pid>/stat), or
 // nullopt once it is gone.
 std::optional<Milliseconds> process_cpu_time(pid_t pid);

@@ -46,10 +46,6 @@ std::string find_python3() {
   return "";
 }
 
-std::regex exact_worker_line(pid_t pid, const std::string& rest) {
-  return std::regex("Worker " + std::to_string(pid) + " " + rest);
-}
-
 bool is_ok(const json& reply) {
   return reply.is_object() && reply.value("ok", false) == true;
 }

@@ -105,6 +105,9 @@ class Response : public ExchangeHandle {
  public:
   using ExchangeHandle::ExchangeHandle;
 
+  // Changing a response once sent throws std::logic_error (Express's
+  // ERR_HTTP_HEADERS_SENT); changing an aborted one does nothing.
+
   // The status code, 200 by default. Throws std::invalid_argument outside
   // 200-999 (interim 1xx responses are not supported).
   Response& status(unsigned code);
