@@ -1,35 +1,48 @@
 #include "worker/connection.h"
 
-#include <event2/buffer.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
+#include <cstring>
+
 namespace herd {
+namespace {
+
+// The first read's buffer; it grows (doubling) for larger requests.
+constexpr std::size_t kReadChunk = 4096;
+
+bool would_block(int error) {
+  return error == EAGAIN || error == EWOULDBLOCK || error == EINTR;
+}
+
+}  // namespace
 
 Connection::Connection(ConnectionOwner& owner, event_base* base, UniqueFd fd,
                        const ConnectionSettings& settings, const App& app)
-    : owner_(owner), settings_(settings), session_(settings.limits, app, *this) {
+    : owner_(owner),
+      settings_(settings),
+      base_(base),
+      fd_(std::move(fd)),
+      session_(settings.limits, app, *this) {
   int one = 1;
-  ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  // From here the bufferevent owns the descriptor (BEV_OPT_CLOSE_ON_FREE).
-  int raw = fd.get();
-  bev_.reset(bufferevent_socket_new(base, raw, BEV_OPT_CLOSE_ON_FREE));
-  if (bev_) (void)fd.release();
-  timer_.reset(evtimer_new(base, on_timeout, this));
-  output_ready_event_.reset(event_new(base, -1, 0, on_output_ready, this));
+  ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  read_event_.reset(event_new(base, fd_.get(), EV_READ | EV_PERSIST, on_readable, this));
+  timer_.reset(evtimer_new(base, on_timer, this));
 }
 
+// Members go in reverse order: the events before the descriptor they watch.
 Connection::~Connection() = default;
 
 bool Connection::start() {
-  if (!bev_ || !timer_ || !output_ready_event_) return false;
-  bufferevent_setcb(bev_.get(), on_read, on_write, on_event, this);
-  bufferevent_enable(bev_.get(), EV_READ | EV_WRITE);
-  arm_timer_for_state();
+  if (!read_event_ || !timer_) return false;
+  set_reading(true);
+  update_timeout();
   return true;
 }
 
@@ -45,150 +58,189 @@ void Connection::drain() {
       unread_bytes_waiting()) {
     return;
   }
-  if (output_pending()) {
+  if (!output_.empty()) {
     close_when_flushed_ = true;
     return;
   }
   // Idle: an active client's next request still gets an answer (with
   // Connection: close); a quiet one is closed when the grace runs out.
-  arm_timer_for_state();
+  update_timeout();
 }
 
 bool Connection::unread_bytes_waiting() const {
   int waiting = 0;
-  if (evbuffer_get_length(bufferevent_get_input(bev_.get())) > 0) return true;
-  return ::ioctl(bufferevent_getfd(bev_.get()), FIONREAD, &waiting) == 0 && waiting > 0;
-}
-
-// ---- SessionHost -----------------------------------------------------------
-
-std::chrono::steady_clock::time_point Connection::now() {
-  return std::chrono::steady_clock::now();
-}
-
-std::string_view Connection::date() {
-  return owner_.current_date();
+  if (!input_.empty()) return true;
+  return ::ioctl(fd_.get(), FIONREAD, &waiting) == 0 && waiting > 0;
 }
 
 void Connection::output_ready() {
   // Called from inside the application's code: write from the loop instead.
+  if (!output_ready_event_) {
+    output_ready_event_.reset(event_new(base_, -1, 0, on_output_ready, this));
+    if (!output_ready_event_) {
+      spdlog::error("event_new() failed: a late response waits for the next read");
+      return;
+    }
+  }
   event_active(output_ready_event_.get(), EV_WRITE, 0);
-}
-
-void Connection::response_written(unsigned status, std::uint64_t latency_us) {
-  owner_.response_written(status, latency_us);
 }
 
 // ---- libevent callbacks ----------------------------------------------------
 
-void Connection::on_read(bufferevent*, void* arg) {
-  static_cast<Connection*>(arg)->process_input();
+void Connection::on_readable(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Connection*>(arg);
+  if (self->read_input()) self->process_input();
 }
 
-void Connection::on_write(bufferevent*, void* arg) {
+void Connection::on_writable(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<Connection*>(arg);
-  // The output buffer fell to its low watermark (empty).
-  if (self->session_.closing() || self->close_when_flushed_) return self->close();
+  if (!self->write_output() || !self->output_.empty()) return;
+  if (self->session_.closing() || self->close_when_flushed_) {
+    self->close();
+    return;
+  }
   self->process_input();  // requests held back by a full output buffer
 }
 
-void Connection::on_event(bufferevent*, short what, void* arg) {
+void Connection::on_timer(evutil_socket_t, short, void* arg) {
   auto* self = static_cast<Connection*>(arg);
-  if ((what & BEV_EVENT_EOF) != 0 && self->output_pending() && (what & BEV_EVENT_ERROR) == 0) {
-    // The client half-closed after its request: still send the responses
-    // written, then close. Like Node's default (no allowHalfOpen), requests
-    // still waiting on the application are aborted then.
-    bufferevent_disable(self->bev_.get(), EV_READ);
-    self->close_when_flushed_ = true;
+  self->timer_armed_ = false;
+  if (self->timeout_ == Timeout::kNone) return;
+  TimePoint now = self->now();
+  if (now < self->deadline_) {
+    // The deadline moved later since the timer was armed.
+    self->set_timeout(self->timeout_, self->deadline_);
     return;
   }
-  self->close();
-}
-
-void Connection::on_timeout(evutil_socket_t, short, void* arg) {
-  auto* self = static_cast<Connection*>(arg);
   spdlog::debug("closing connection: {} timeout",
-                self->timer_running_ == Timer::kRequest ? "request header" : "keep-alive");
+                self->timeout_ == Timeout::kRequest ? "request header" : "keep-alive");
   self->close();
 }
 
 void Connection::on_output_ready(evutil_socket_t, short, void* arg) {
-  auto* self = static_cast<Connection*>(arg);
-  self->write_output();
-  self->process_input();  // requests held back by a full pipeline
+  // A late response: write it, then read requests held back by a full
+  // pipeline.
+  static_cast<Connection*>(arg)->process_input();
 }
 
 // ---- the work --------------------------------------------------------------
 
-void Connection::process_input() {
-  evbuffer* input = bufferevent_get_input(bev_.get());
-  std::size_t length = evbuffer_get_length(input);
-  if (length > 0 && !session_.closing() && session_.accepting()) {
-    // Beast parses from contiguous memory; requests are small, so this is
-    // usually already one chunk.
-    const char* data = reinterpret_cast<const char*>(evbuffer_pullup(input, -1));
-    HttpSession::FeedResult fed = session_.feed(std::string_view(data, length), now());
-    evbuffer_drain(input, fed.consumed);
-    owner_.count_bytes(length - buffered_input_, 0);
-    buffered_input_ = length - fed.consumed;
-    write_output();
+bool Connection::read_input() {
+  char* space = input_.writable(kReadChunk);
+  ssize_t received = ::read(fd_.get(), space, input_.writable_size());
+  if (received > 0) {
+    input_.commit(static_cast<std::size_t>(received));
+    owner_.count_bytes(static_cast<std::size_t>(received), 0);
+    return true;
   }
-  settle();
+  if (received < 0 && would_block(errno)) return true;
+  if (received < 0) {
+    spdlog::debug("read() from a client failed: {}", std::strerror(errno));
+    return close();
+  }
+  // EOF. A client that half-closed after its requests still gets the
+  // responses already written; like Node's default (no allowHalfOpen),
+  // requests still waiting on the application are aborted.
+  if (output_.empty()) return close();
+  set_reading(false);
+  close_when_flushed_ = true;
+  return true;
 }
 
-void Connection::write_output() {
-  std::string& output = session_.output();
-  if (output.empty()) return;
-  bufferevent_write(bev_.get(), output.data(), output.size());
-  owner_.count_bytes(0, output.size());
-  output.clear();
+bool Connection::process_input() {
+  if (!input_.empty() && !session_.closing() && session_.accepting()) {
+    HttpSession::FeedResult fed = session_.feed(input_.readable(), now());
+    input_.consume(fed.consumed);
+  }
+  return write_output() && settle();
 }
 
-void Connection::settle() {
-  if (session_.closing()) {
-    bufferevent_disable(bev_.get(), EV_READ);
-    evtimer_del(timer_.get());
-    if (!output_pending()) return close();
-    return;  // on_write closes once the output is flushed
+bool Connection::write_output() {
+  std::string& produced = session_.output();
+  if (!produced.empty()) {
+    owner_.count_bytes(0, produced.size());
+    output_.append(produced);
+    produced.clear();
   }
-  std::size_t pending = evbuffer_get_length(bufferevent_get_output(bev_.get()));
-  bool want_read =
-      session_.accepting() && pending <= settings_.max_pending_output && !close_when_flushed_;
-  if (want_read == read_paused_) {
-    read_paused_ = !want_read;
-    if (want_read) {
-      bufferevent_enable(bev_.get(), EV_READ);
-    } else {
-      bufferevent_disable(bev_.get(), EV_READ);
+  while (!output_.empty()) {
+    std::string_view pending = output_.readable();
+    ssize_t sent = ::send(fd_.get(), pending.data(), pending.size(), MSG_NOSIGNAL);
+    if (sent < 0 && would_block(errno)) {
+      if (errno == EINTR) continue;
+      break;
     }
+    if (sent < 0) {
+      spdlog::debug("send() to a client failed: {}", std::strerror(errno));
+      return close();
+    }
+    output_.consume(static_cast<std::size_t>(sent));
   }
-  arm_timer_for_state();
+  bool want_write = !output_.empty();
+  if (want_write != writing_) {
+    if (want_write && !write_event_) {
+      write_event_.reset(event_new(base_, fd_.get(), EV_WRITE | EV_PERSIST, on_writable, this));
+      if (!write_event_) {
+        spdlog::error("event_new() failed for a client's output; closing it");
+        return close();
+      }
+    }
+    want_write ? event_add(write_event_.get(), nullptr) : event_del(write_event_.get());
+    writing_ = want_write;
+  }
+  return true;
 }
 
-void Connection::arm_timer_for_state() {
+bool Connection::settle() {
+  if (session_.closing()) {
+    set_reading(false);
+    timeout_ = Timeout::kNone;
+    if (output_.empty()) return close();
+    close_when_flushed_ = true;  // on_writable closes once the output is taken
+    return true;
+  }
+  set_reading(session_.accepting() && output_.size() <= settings_.max_pending_output &&
+              !close_when_flushed_);
+  update_timeout();
+  return true;
+}
+
+void Connection::set_reading(bool reading) {
+  if (reading == reading_) return;
+  reading ? event_add(read_event_.get(), nullptr) : event_del(read_event_.get());
+  reading_ = reading;
+}
+
+void Connection::update_timeout() {
+  TimePoint now = this->now();
   if (session_.in_request()) {
-    if (timer_running_ == Timer::kRequest) return;  // runs from the request's first byte
-    timer_running_ = Timer::kRequest;
-    arm_timer(timer_.get(), settings_.header_timeout);
+    if (timeout_ != Timeout::kRequest)
+      set_timeout(Timeout::kRequest, now + settings_.header_timeout);
   } else if (session_.outstanding() > 0) {
-    timer_running_ = Timer::kNone;
-    evtimer_del(timer_.get());
+    timeout_ = Timeout::kNone;  // a timer still armed finds nothing to do
   } else if (draining_ && session_.responses_written() > 0) {
-    if (timer_running_ == Timer::kDrainGrace) return;  // runs from the drain
-    timer_running_ = Timer::kDrainGrace;
-    arm_timer(timer_.get(), settings_.drain_idle_grace);
+    if (timeout_ != Timeout::kDrainGrace) {
+      set_timeout(Timeout::kDrainGrace, now + settings_.drain_idle_grace);
+    }
   } else {
-    timer_running_ = Timer::kIdle;
-    arm_timer(timer_.get(), settings_.keepalive_timeout);
+    set_timeout(Timeout::kIdle, now + settings_.keepalive_timeout);
   }
 }
 
-bool Connection::output_pending() const {
-  return evbuffer_get_length(bufferevent_get_output(bev_.get())) > 0;
+void Connection::set_timeout(Timeout kind, TimePoint deadline) {
+  timeout_ = kind;
+  deadline_ = deadline;
+  // An armed timer that fires no later than the deadline will re-arm itself.
+  if (timer_armed_ && timer_fires_at_ <= deadline) return;
+  auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now());
+  arm_timer(timer_.get(),
+            std::max(delay, std::chrono::milliseconds{0}) + std::chrono::milliseconds{1});
+  timer_armed_ = true;
+  timer_fires_at_ = deadline;
 }
 
-void Connection::close() {
+bool Connection::close() {
   owner_.connection_closed(this);
+  return false;
 }
 
 }  // namespace herd

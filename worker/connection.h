@@ -1,12 +1,20 @@
 // Connection: one adopted client socket in a worker. A thin libevent shell
-// (bufferevent + timers) around HttpSession, which does the HTTP.
+// (raw read/write events and one timer) around HttpSession, which does the
+// HTTP.
+//
+// I/O: one read() per readiness; responses are written at once with one
+// send() per batch, and the write event is armed only when the socket pushes
+// back (EAGAIN), so a keep-alive request costs a read and a send and no
+// epoll_ctl.
 //
 // Timeouts: while a request is partly read, the header timeout runs from its
 // first byte and is not extended by further bytes (so a client dribbling a
 // byte at a time cannot hold the connection); while every request read has
 // been answered, the idle keep-alive timeout runs; while the application owes
-// a response, no timer runs (the handler owns that time; a drain's deadline
-// bounds it).
+// a response, no timeout runs (the handler owns that time; a drain's deadline
+// bounds it). The timer is re-armed only when a deadline moves earlier: a
+// later one is picked up when the timer fires, so steady traffic does not
+// touch the timer heap per request.
 #pragma once
 
 #include <chrono>
@@ -15,6 +23,7 @@
 
 #include "common/event_loop.h"
 #include "common/unique_fd.h"
+#include "worker/byte_buffer.h"
 #include "worker/http_session.h"
 
 namespace herd {
@@ -44,6 +53,8 @@ class ConnectionOwner {
 
 class Connection final : public SessionHost {
  public:
+  using TimePoint = std::chrono::steady_clock::time_point;
+
   // Takes ownership of `fd`. Returns false from start() if libevent refuses.
   Connection(ConnectionOwner& owner, event_base* base, UniqueFd fd,
              const ConnectionSettings& settings, const App& app);
@@ -56,40 +67,53 @@ class Connection final : public SessionHost {
   void drain();
 
   // SessionHost
-  std::chrono::steady_clock::time_point now() override;
-  std::string_view date() override;
+  TimePoint now() override { return std::chrono::steady_clock::now(); }
+  std::string_view date() override { return owner_.current_date(); }
   void output_ready() override;
-  void response_written(unsigned status, std::uint64_t latency_us) override;
+  void response_written(unsigned status, std::uint64_t latency_us) override {
+    owner_.response_written(status, latency_us);
+  }
 
  private:
-  static void on_read(bufferevent* bev, void* arg);
-  static void on_write(bufferevent* bev, void* arg);
-  static void on_event(bufferevent* bev, short what, void* arg);
-  static void on_timeout(evutil_socket_t fd, short what, void* arg);
+  enum class Timeout { kNone, kRequest, kIdle, kDrainGrace };
+
+  static void on_readable(evutil_socket_t fd, short what, void* arg);
+  static void on_writable(evutil_socket_t fd, short what, void* arg);
+  static void on_timer(evutil_socket_t fd, short what, void* arg);
   static void on_output_ready(evutil_socket_t fd, short what, void* arg);
 
-  void process_input();
-  void write_output();
-  // After input or output: close, pause reading, or arm the timer the state
-  // calls for. The last thing a callback does (it may delete this).
-  void settle();
-  void arm_timer_for_state();
-  bool output_pending() const;
+  // Each returns false once the connection is closed (deleted): the caller
+  // must return without touching members.
+  bool read_input();
+  bool process_input();
+  bool write_output();
+  bool settle();
+
+  void set_reading(bool reading);
+  void set_timeout(Timeout kind, TimePoint deadline);
+  void update_timeout();
   bool unread_bytes_waiting() const;
-  void close();  // deletes this
+  bool close();  // deletes this; returns false
 
   ConnectionOwner& owner_;
   const ConnectionSettings& settings_;
+  event_base* base_;
+  UniqueFd fd_;
   HttpSession session_;
-  BufferEventPtr bev_;
+  EventPtr read_event_;
+  EventPtr write_event_;  // created at the first EAGAIN; armed while output waits
   EventPtr timer_;
-  EventPtr output_ready_event_;  // runs write_output() from the loop, for late responses
-  enum class Timer { kNone, kRequest, kIdle, kDrainGrace };
-  Timer timer_running_ = Timer::kNone;
-  bool read_paused_ = false;
+  EventPtr output_ready_event_;  // created at the first late response
+  ByteBuffer input_;             // read, not yet consumed by the session
+  ByteBuffer output_;            // responses the socket has not taken yet
+  bool reading_ = false;
+  bool writing_ = false;
   bool close_when_flushed_ = false;
   bool draining_ = false;
-  std::size_t buffered_input_ = 0;  // input bytes already counted, left unparsed
+  Timeout timeout_ = Timeout::kNone;
+  TimePoint deadline_;
+  bool timer_armed_ = false;
+  TimePoint timer_fires_at_;
 };
 
 }  // namespace herd

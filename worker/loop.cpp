@@ -29,6 +29,7 @@ Loop& loop() {
 struct Loop::Timer {
   Loop* loop;
   TimerId id;
+  std::chrono::steady_clock::time_point due;
   EventPtr event;
   std::function<void()> callback;
 };
@@ -45,7 +46,8 @@ Loop::~Loop() {
 }
 
 Loop::TimerId Loop::after(std::chrono::milliseconds delay, std::function<void()> callback) {
-  auto* timer = new Timer{this, next_id_++, nullptr, std::move(callback)};
+  auto* timer = new Timer{this, next_id_++, std::chrono::steady_clock::now() + delay, nullptr,
+                          std::move(callback)};
   timer->event.reset(evtimer_new(base_, on_timer, timer));
   if (!timer->event) {
     delete timer;
@@ -69,6 +71,14 @@ bool Loop::cancel(TimerId id) {
 
 void Loop::on_timer(evutil_socket_t, short, void* arg) {
   auto* timer = static_cast<Timer*>(arg);
+  // libevent times with the coarse monotonic clock (4 ms ticks here) and may
+  // fire a little early; a timer never runs before its delay has passed.
+  auto early = timer->due - std::chrono::steady_clock::now();
+  if (early > std::chrono::steady_clock::duration::zero()) {
+    auto rest = std::chrono::ceil<std::chrono::milliseconds>(early);
+    arm_timer(timer->event.get(), rest);
+    return;
+  }
   // Out of the map before running, so the callback may schedule or cancel
   // freely; freed after, with whatever handles its closure holds.
   timer->loop->timers_.erase(timer->id);

@@ -29,12 +29,7 @@ int Worker::run() {
   // Backstop for channel EOF: if the master dies, drain and exit.
   ::prctl(PR_SET_PDEATHSIG, SIGTERM);
   ::signal(SIGPIPE, SIG_IGN);
-  // Precise timers: with the default coarse monotonic clock (4 ms ticks here)
-  // an application's 200 ms timer could fire at 196 ms.
-  std::unique_ptr<event_config, decltype(&event_config_free)> config(event_config_new(),
-                                                                     &event_config_free);
-  if (config) event_config_set_flag(config.get(), EVENT_BASE_FLAG_PRECISE_TIMER);
-  base_.reset(config ? event_base_new_with_config(config.get()) : nullptr);
+  base_.reset(event_base_new());
   if (!base_) {
     spdlog::critical("event_base_new() failed");
     return 1;

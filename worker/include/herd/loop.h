@@ -28,7 +28,7 @@ class Loop {
   // backend, evdns). Events on it must be freed before herd::run returns.
   event_base* base() const { return base_; }
 
-  // Runs `callback` once, `delay` from now. An exception escaping it is logged
+  // Runs `callback` once, `delay` from now (never earlier). An exception escaping it is logged
   // and dropped. Returns an id for cancel().
   TimerId after(std::chrono::milliseconds delay, std::function<void()> callback);
   // Runs `callback` on the next loop iteration.
