@@ -57,8 +57,9 @@ const std::string* find_header(const Exchange& exchange, std::string_view name) 
 
 // Ends the exchange: its response may now be written, in its turn.
 void finish(Exchange& exchange, std::string_view default_type) {
+  // A static string: no allocation for the common case.
   if (!default_type.empty() && find_header(exchange, "Content-Type") == nullptr) {
-    exchange.headers.emplace_back("Content-Type", default_type);
+    exchange.default_type = default_type;
   }
   exchange.sent = true;
   if (exchange.session != nullptr) exchange.session->response_ready(exchange);
@@ -83,6 +84,7 @@ void remove_header(Exchange& exchange, std::string_view name) {
 // Headers set so far (CORS, say) stay; the type is the error's.
 void clear_content_type(Exchange& exchange) {
   remove_header(exchange, "Content-Type");
+  exchange.default_type = {};
 }
 
 void send_text_error(Exchange& exchange, unsigned status, std::string_view message) {
@@ -236,6 +238,9 @@ Response& Response::type(std::string_view content_type) {
 std::optional<std::string_view> Response::get(std::string_view name) const {
   if (iequals(name, "Connection") && exchange_->close_after) return "close";
   const std::string* value = find_header(*exchange_, name);
+  if (value == nullptr && iequals(name, "Content-Type") && !exchange_->default_type.empty()) {
+    return exchange_->default_type;
+  }
   if (value == nullptr) return std::nullopt;
   return std::string_view(*value);
 }

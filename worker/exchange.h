@@ -48,6 +48,7 @@ struct Exchange {
   // The response, serialized when its turn on the connection comes.
   unsigned status = 200;
   std::vector<std::pair<std::string, std::string>> headers;
+  std::string_view default_type;  // Content-Type when `headers` has none; static storage
   std::string body;
   bool close_after = false;  // the app set Connection: close
   bool sent = false;

@@ -85,6 +85,11 @@ void write_response(std::string& output, unsigned version, const Exchange& excha
   output += ' ';
   output += reason_phrase(exchange.status);
   output += "\r\n";
+  if (!exchange.default_type.empty()) {
+    output += "Content-Type: ";
+    output += exchange.default_type;
+    output += "\r\n";
+  }
   for (const auto& [name, value] : exchange.headers) {
     output += name;
     output += ": ";
@@ -115,6 +120,8 @@ HttpSession::HttpSession(HttpLimits limits, const App& app, SessionHost& host)
 }
 
 HttpSession::~HttpSession() {
+  // Written but still held: they must not point at this session any more.
+  for (Exchange* exchange : held_) exchange->session = nullptr;
   close_pipeline();
 }
 
@@ -193,7 +200,7 @@ Exchange& HttpSession::start_exchange(TimePoint started) {
 void HttpSession::respond_error(unsigned status, TimePoint started) {
   Exchange& exchange = start_exchange(started);
   exchange.status = status;
-  exchange.headers.emplace_back("Content-Type", "text/html; charset=utf-8");
+  exchange.default_type = "text/html; charset=utf-8";
   exchange.body = reason_phrase(status);
   exchange.keep_alive = false;
   exchange.sent = true;
@@ -219,10 +226,12 @@ void HttpSession::write_ready_responses() {
     ++responses_written_;
     host_.response_written(exchange.status, microseconds_between(exchange.started, host_.now()));
     exchange.in_pipeline = false;
-    // Still held by the application: detach it now, so it never points at a
-    // session that has closed by the time the last handle goes.
-    if (exchange.handles > 0) exchange.session = nullptr;
-    release(exchange);
+    // Usually still held: the handler answered before its handles went.
+    if (exchange.handles > 0) {
+      held_.push_back(&exchange);
+    } else {
+      release(exchange);
+    }
     wrote = true;
     if (!keep_alive) {
       closing_ = true;
@@ -234,6 +243,11 @@ void HttpSession::write_ready_responses() {
 
 void HttpSession::release(Exchange& exchange) {
   if (exchange.handles > 0 || exchange.in_pipeline) return;
+  auto held = std::find(held_.begin(), held_.end(), &exchange);
+  if (held != held_.end()) {
+    *held = held_.back();
+    held_.pop_back();
+  }
   if (exchange.session == this && !spare_) {
     exchange.reset();
     spare_.reset(&exchange);
@@ -280,6 +294,7 @@ void Exchange::reset() {
   next_layer = 0;
   status = 200;
   headers.clear();
+  default_type = {};
   body.clear();
   close_after = false;
   sent = false;

@@ -30,6 +30,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "worker/exchange.h"
 
@@ -115,6 +116,9 @@ class HttpSession {
   std::size_t header_consumed_ = 0;  // of the current request, while in its header
   TimePoint request_started_;        // first byte of the request being read
   std::deque<Exchange*> pipeline_;   // oldest first; owned unless held by handles
+  // Written, out of the pipeline, but still held by handles; detached when the
+  // session goes. Usually empty or one: the exchange being answered.
+  std::vector<Exchange*> held_;
   std::unique_ptr<Exchange> spare_;  // one freed exchange, reused to save allocations
   std::string output_;
   std::uint64_t responses_written_ = 0;
