@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   g++ cmake make pkg-config
   libevent-dev nlohmann-json3-dev libspdlog-dev libboost-dev libcli11-dev
-  libgtest-dev python3
+  libgtest-dev libbenchmark-dev python3
 )
 
 missing=()
