@@ -50,7 +50,7 @@ json master_json(const Context& context) {
           {"version", master.version},
           {"uptime_ms", elapsed_ms(master.started_at, context.now)},
           {"listen", master.listen},
-          {"schedule", "round-robin"},
+          {"schedule", master.schedule},
           {"state", master.stopping ? "stopping" : "running"},
           {"workers_target", context.workers.target()},
           {"pending", master.pending},

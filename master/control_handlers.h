@@ -24,7 +24,8 @@ struct MasterView {
   pid_t pid = 0;
   std::string version;
   TimePoint started_at;
-  std::string listen;  // "host:port"
+  std::string listen;                    // "host:port"
+  std::string schedule = "round-robin";  // or "none": the workers accept
   bool stopping = false;
   bool reloading = false;   // a reload is replacing workers now
   std::size_t pending = 0;  // connections queued in the master

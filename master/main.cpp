@@ -53,6 +53,13 @@ int main(int argc, char** argv) {
   app.add_option("--exec", config.worker.program,
                  "Worker program (default: herd-worker beside herd)")
       ->capture_default_str();
+  std::map<std::string, herd::Schedule> schedules{{"rr", herd::Schedule::kRoundRobin},
+                                                  {"none", herd::Schedule::kNone}};
+  app.add_option("--schedule", config.schedule,
+                 "rr: the master accepts and hands connections round-robin (Node's default); "
+                 "none: the workers accept from the shared socket (Node's SCHED_NONE)")
+      ->transform(CLI::CheckedTransformer(schedules, CLI::ignore_case))
+      ->default_str("rr");
   app.add_option("--handoff-window", config.handoff_window,
                  "Connections a worker may hold un-acknowledged (1 = Node's behaviour)")
       ->capture_default_str()

@@ -75,6 +75,12 @@ bool Master::open_listener() {
   listen_fd_ = std::move(listener.fd);
   listen_address_ = format_host_port(config_.host, listener.port);
   if (!open_control_socket(listener.port)) return false;
+  if (config_.schedule == Schedule::kNone) {
+    // The workers accept; the master keeps the socket only to hand it on.
+    config_.worker.listen_fd = listen_fd_.get();
+    spdlog::info("listening on {} (schedule none: the workers accept)", listen_address_);
+    return true;
+  }
   accept_event_.reset(
       event_new(base_.get(), listen_fd_.get(), EV_READ | EV_PERSIST, on_accept, this));
   resume_accept_event_.reset(evtimer_new(base_.get(), on_resume_accept, this));
@@ -394,6 +400,7 @@ void Master::begin_stop() {
   accept_event_.reset();
   resume_accept_event_.reset();
   listen_fd_.reset();
+  config_.worker.listen_fd = -1;
   accepting_ = false;
   close_queued_connections();
 
@@ -493,7 +500,8 @@ void Master::dispatch_connections() {
       close_channel(worker->id);
     }
   }
-  if (!accepting_ && !stopping_ && dispatcher_.queued() < kMaxQueuedConnections / 2 &&
+  if (!accepting_ && !stopping_ && accept_event_ &&
+      dispatcher_.queued() < kMaxQueuedConnections / 2 &&
       !event_pending(resume_accept_event_.get(), EV_TIMEOUT, nullptr)) {
     resume_accepting();
   }
@@ -699,6 +707,7 @@ void Master::handle_control_line(ControlServer::ClientId client, std::string_vie
   view.version = HERD_VERSION;
   view.started_at = started_at_;
   view.listen = listen_address_;
+  view.schedule = config_.schedule == Schedule::kNone ? "none" : "round-robin";
   view.stopping = stopping_;
   view.reloading = replacements_.reloading();
   view.pending = dispatcher_.queued();

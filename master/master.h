@@ -39,6 +39,10 @@ struct MasterConfig {
   std::size_t workers = 1;
   WorkerCommand worker;
   std::size_t handoff_window = 4;
+  // kRoundRobin: the master accepts and hands connections out (Node's
+  // SCHED_RR). kNone: the workers accept from the shared listening socket
+  // themselves (Node's SCHED_NONE); the master only supervises.
+  Schedule schedule = Schedule::kRoundRobin;
   Milliseconds heartbeat_interval{1000};
   Milliseconds heartbeat_timeout{10000};
   Milliseconds kill_timeout{10000};

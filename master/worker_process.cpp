@@ -26,6 +26,7 @@ std::vector<std::string> build_environment(const WorkerCommand& command, WorkerI
   env.push_back("HERD_CHANNEL_FD=" + std::to_string(kWorkerChannelFd));
   env.push_back("HERD_WORKER_ID=" + std::to_string(id));
   env.push_back("HERD_WORKER_SLOT=" + std::to_string(slot));
+  if (command.listen_fd >= 0) env.push_back("HERD_LISTEN_FD=" + std::to_string(kWorkerListenFd));
   env.insert(env.end(), command.env.begin(), command.env.end());
   return env;
 }
@@ -37,17 +38,21 @@ std::vector<char*> as_argv(std::vector<std::string>& strings) {
   return pointers;
 }
 
-[[noreturn]] void exec_child(int channel, pid_t master, char* const* argv, char* const* envp) {
+[[noreturn]] void exec_child(int channel, int listen, pid_t master, char* const* argv,
+                             char* const* envp) {
   // Hear about the master's death even without reading the channel (SIGTERM,
   // so the worker can drain); if it is already gone, do not start at all.
   ::prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (::getppid() != master) ::_exit(127);
 
+  // Out of the way first: the listening socket may sit on fd 3 or 4.
+  if (listen >= 0 && (listen = ::fcntl(listen, F_DUPFD_CLOEXEC, 10)) < 0) ::_exit(127);
   if (channel == kWorkerChannelFd) {
     ::fcntl(channel, F_SETFD, 0);  // dup2 onto itself would keep FD_CLOEXEC
   } else if (::dup2(channel, kWorkerChannelFd) < 0) {
     ::_exit(127);
   }
+  if (listen >= 0 && ::dup2(listen, kWorkerListenFd) < 0) ::_exit(127);
 
   // The master's handlers (libevent's, which write to the master's own
   // signal pipe) and its ignored SIGPIPE must not reach the worker. Signals
@@ -90,7 +95,7 @@ SpawnedWorker spawn_worker(const WorkerCommand& command, WorkerId id, std::size_
   sigfillset(&all);
   ::sigprocmask(SIG_SETMASK, &all, &previous);
   pid_t pid = ::fork();
-  if (pid == 0) exec_child(worker_end.get(), master, argv.data(), envp.data());
+  if (pid == 0) exec_child(worker_end.get(), command.listen_fd, master, argv.data(), envp.data());
   int fork_errno = errno;
   ::sigprocmask(SIG_SETMASK, &previous, nullptr);
   if (pid < 0) {

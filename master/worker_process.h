@@ -16,11 +16,17 @@ namespace herd {
 
 // The descriptor number the worker finds its channel on (HERD_CHANNEL_FD).
 inline constexpr int kWorkerChannelFd = 3;
+// With --schedule none, where the worker finds the listening socket
+// (HERD_LISTEN_FD).
+inline constexpr int kWorkerListenFd = 4;
+
+enum class Schedule { kRoundRobin, kNone };
 
 struct WorkerCommand {
   std::string program;            // path to exec
   std::vector<std::string> args;  // after argv[0]
   std::vector<std::string> env;   // extra NAME=VALUE entries for every worker
+  int listen_fd = -1;             // shared with the worker as fd 4 when >= 0
 };
 
 struct SpawnedWorker {
@@ -29,9 +35,10 @@ struct SpawnedWorker {
   std::string error;  // "fork() failed: ..." when pid == -1
 };
 
-// Forks and execs one worker. The child gets only its channel (fd 3) and
-// stdio; every other descriptor of the master is close-on-exec. The child gets
-// SIGTERM when the master dies (PR_SET_PDEATHSIG), even if exec fails.
+// Forks and execs one worker. The child gets only its channel (fd 3), the
+// listening socket (fd 4) if `command.listen_fd` is set, and stdio; every other descriptor of the
+// master is close-on-exec. The child gets SIGTERM when the master dies (PR_SET_PDEATHSIG), even if
+// exec fails.
 SpawnedWorker spawn_worker(const WorkerCommand& command, WorkerId id, std::size_t slot);
 
 }  // namespace herd

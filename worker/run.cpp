@@ -76,6 +76,10 @@ int run(const App& app, const RunOptions& options) {
 
   WorkerSettings settings;
   settings.channel_fd = static_cast<int>(*channel_fd);
+  std::optional<long> listen_fd = env_number("HERD_LISTEN_FD");
+  if (listen_fd && ::fcntl(static_cast<int>(*listen_fd), F_GETFD) >= 0) {
+    settings.listen_fd = static_cast<int>(*listen_fd);
+  }
   settings.id = static_cast<std::uint64_t>(env_number("HERD_WORKER_ID").value_or(0));
   settings.slot = static_cast<std::uint64_t>(env_number("HERD_WORKER_SLOT").value_or(0));
   settings.heartbeat_interval =

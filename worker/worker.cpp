@@ -1,7 +1,9 @@
 #include "worker/worker.h"
 
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -14,13 +16,17 @@
 namespace herd {
 
 Worker::Worker(WorkerSettings settings, const App& app)
-    : settings_(std::move(settings)), app_(app), channel_(settings_.channel_fd) {}
+    : settings_(std::move(settings)),
+      app_(app),
+      channel_(settings_.channel_fd),
+      listen_(settings_.listen_fd) {}
 
 Worker::~Worker() {
   // Connections and the application's timers hold events on base_: free them
   // before the base. Connections first: the timers' callbacks may hold
   // responses, whose release must find their connections detached.
   connections_.clear();
+  accept_event_.reset();
   set_current_loop(nullptr);
   loop_.reset();
 }
@@ -53,6 +59,7 @@ int Worker::run() {
 
   send(proto::Hello{proto::kProtocolVersion, ::getpid()});
   send(proto::Ready{});
+  start_accepting();
   event_base_dispatch(base_.get());
   spdlog::debug("worker {} exiting", settings_.id);
   return 0;
@@ -140,22 +147,75 @@ void Worker::handle_message(ReceivedMessage& received) {
 }
 
 void Worker::adopt(std::uint64_t seq, UniqueFd fd) {
-  if (draining_) {
-    refused_seqs_.push_back(seq);  // the master re-dispatches it
-    return;
-  }
-  auto connection =
-      std::make_unique<Connection>(*this, base_.get(), std::move(fd), settings_.connection, app_);
-  if (!connection->start()) {
-    spdlog::error("cannot set up connection {}: libevent refused it", seq);
+  // Refused: the master re-dispatches it.
+  if (draining_ || !open_connection(std::move(fd))) {
     refused_seqs_.push_back(seq);
     return;
   }
+  adopted_seqs_.push_back(seq);
+}
+
+bool Worker::open_connection(UniqueFd fd) {
+  auto connection =
+      std::make_unique<Connection>(*this, base_.get(), std::move(fd), settings_.connection, app_);
+  if (!connection->start()) {
+    spdlog::error("cannot set up a connection: libevent refused it");
+    return false;
+  }
   Connection* key = connection.get();
   connections_.emplace(key, std::move(connection));
-  adopted_seqs_.push_back(seq);
   ++stats_.connections;
   stats_.active_connections = connections_.size();
+  return true;
+}
+
+// ---- accepting (--schedule none) -------------------------------------------
+
+void Worker::start_accepting() {
+  if (!listen_) return;
+  // Every worker waits on the same socket. Through an epoll set of its own
+  // holding the socket with EPOLLEXCLUSIVE (which libevent 2.1 cannot ask
+  // for), a new connection wakes one worker rather than all of them.
+  accept_epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
+  epoll_event interest{};
+  interest.events = EPOLLIN | EPOLLEXCLUSIVE;
+  interest.data.fd = listen_.get();
+  int watched = listen_.get();
+  if (accept_epoll_ &&
+      ::epoll_ctl(accept_epoll_.get(), EPOLL_CTL_ADD, listen_.get(), &interest) == 0) {
+    watched = accept_epoll_.get();
+  } else {
+    spdlog::warn("epoll with EPOLLEXCLUSIVE failed ({}); every worker wakes for each connection",
+                 std::strerror(errno));
+  }
+  accept_event_.reset(event_new(base_.get(), watched, EV_READ | EV_PERSIST, on_acceptable, this));
+  if (!accept_event_ || event_add(accept_event_.get(), nullptr) != 0) {
+    spdlog::critical("cannot watch the listening socket; this worker serves nothing");
+  }
+}
+
+void Worker::on_acceptable(evutil_socket_t, short, void* arg) {
+  static_cast<Worker*>(arg)->accept_connections();
+}
+
+void Worker::accept_connections() {
+  // A bounded batch, so one worker does not take a whole burst.
+  for (int budget = 16; budget > 0 && listen_; --budget) {
+    UniqueFd fd(::accept4(listen_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!fd) {
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
+        spdlog::error("accept4() failed: {}", std::strerror(errno));
+      }
+      return;
+    }
+    (void)open_connection(std::move(fd));
+  }
+}
+
+void Worker::stop_accepting() {
+  accept_event_.reset();
+  accept_epoll_.reset();
+  listen_.reset();
 }
 
 void Worker::flush_acks() {
@@ -198,6 +258,7 @@ void Worker::send_heartbeat() {
 void Worker::begin_drain(Milliseconds deadline, const char* reason) {
   if (draining_) return;
   draining_ = true;
+  stop_accepting();
   spdlog::debug("worker {} draining ({}): {} connections, deadline {} ms", settings_.id, reason,
                 connections_.size(), deadline.count());
   arm_timer(drain_deadline_event_.get(), deadline);

@@ -23,6 +23,10 @@ namespace herd {
 
 struct WorkerSettings {
   int channel_fd = 3;
+  // With the master's --schedule none: the shared listening socket this
+  // worker accepts from itself (HERD_LISTEN_FD); -1 when the master hands
+  // connections over the channel.
+  int listen_fd = -1;
   std::uint64_t id = 0;
   std::uint64_t slot = 0;
   Milliseconds heartbeat_interval{1000};
@@ -50,10 +54,15 @@ class Worker final : public ConnectionOwner {
   static void on_heartbeat(evutil_socket_t fd, short what, void* arg);
   static void on_drain_deadline(evutil_socket_t fd, short what, void* arg);
   static void on_signal(evutil_socket_t signal, short what, void* arg);
+  static void on_acceptable(evutil_socket_t fd, short what, void* arg);
 
   void read_channel();
   void handle_message(ReceivedMessage& received);
   void adopt(std::uint64_t seq, UniqueFd fd);
+  bool open_connection(UniqueFd fd);
+  void start_accepting();
+  void accept_connections();
+  void stop_accepting();
   void flush_acks();
   void send(const proto::WorkerMessage& message);
   void flush_outbox();
@@ -75,6 +84,9 @@ class Worker final : public ConnectionOwner {
   EventPtr heartbeat_event_;
   EventPtr drain_deadline_event_;
   std::vector<EventPtr> signal_events_;
+  UniqueFd listen_;        // --schedule none only
+  UniqueFd accept_epoll_;  // holds listen_ with EPOLLEXCLUSIVE; libevent watches it
+  EventPtr accept_event_;
   std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
 
   std::vector<std::uint64_t> adopted_seqs_;  // acked once per channel read
