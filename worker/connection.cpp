@@ -48,7 +48,7 @@ Connection::~Connection() {
 bool Connection::start() {
   if (!read_event_ || !timer_) return false;
   set_reading(true);
-  update_timeout();
+  update_timeout(now());
   return true;
 }
 
@@ -70,7 +70,7 @@ void Connection::drain() {
   }
   // Idle: an active client's next request still gets an answer (with
   // Connection: close); a quiet one is closed when the grace runs out.
-  update_timeout();
+  update_timeout(now());
 }
 
 bool Connection::unread_bytes_waiting() const {
@@ -154,11 +154,13 @@ bool Connection::read_input() {
 }
 
 bool Connection::process_input() {
+  // One clock read serves the request's start and the timeout that follows.
+  TimePoint now = this->now();
   if (!input_.empty() && !session_.closing() && session_.accepting()) {
-    HttpSession::FeedResult fed = session_.feed(input_.readable(), now());
+    HttpSession::FeedResult fed = session_.feed(input_.readable(), now);
     input_.consume(fed.consumed);
   }
-  return write_output() && settle();
+  return write_output() && settle(now);
 }
 
 bool Connection::write_output() {
@@ -196,7 +198,7 @@ bool Connection::write_output() {
   return true;
 }
 
-bool Connection::settle() {
+bool Connection::settle(TimePoint now) {
   if (session_.closing()) {
     set_reading(false);
     timeout_ = Timeout::kNone;
@@ -206,7 +208,7 @@ bool Connection::settle() {
   }
   set_reading(session_.accepting() && output_.size() <= settings_.max_pending_output &&
               !close_when_flushed_);
-  update_timeout();
+  update_timeout(now);
   return true;
 }
 
@@ -216,8 +218,7 @@ void Connection::set_reading(bool reading) {
   reading_ = reading;
 }
 
-void Connection::update_timeout() {
-  TimePoint now = this->now();
+void Connection::update_timeout(TimePoint now) {
   if (session_.in_request()) {
     if (timeout_ != Timeout::kRequest)
       set_timeout(Timeout::kRequest, now + settings_.header_timeout);

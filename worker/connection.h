@@ -87,11 +87,11 @@ class Connection final : public SessionHost {
   bool read_input();
   bool process_input();
   bool write_output();
-  bool settle();
+  bool settle(TimePoint now);
 
   void set_reading(bool reading);
   void set_timeout(Timeout kind, TimePoint deadline);
-  void update_timeout();
+  void update_timeout(TimePoint now);
   bool unread_bytes_waiting() const;
   bool close();  // deletes this; returns false
 
