@@ -610,18 +610,7 @@ HttpReadResult HttpClient::read_responses(std::size_t count) {
   }
 
   // Notice a close that has already happened, without waiting for one.
-  while (!peer_closed_) {
-    char buffer[4096];
-    ssize_t received = ::recv(socket_.get(), buffer, sizeof(buffer), MSG_DONTWAIT);
-    if (received > 0) {
-      pending_.append(buffer, static_cast<std::size_t>(received));
-    } else if (received == 0 || errno == ECONNRESET) {
-      peer_closed_ = true;
-    } else if (errno != EINTR) {
-      break;
-    }
-  }
-  result.server_closed = peer_closed_;
+  result.server_closed = server_has_closed();
   return result;
 }
 
