@@ -147,6 +147,7 @@ int main(int argc, char** argv) {
   config.log_format = log_format == "json" ? herd::LogFormat::kJson : herd::LogFormat::kText;
   config.worker.env = {
       "HERD_HEARTBEAT_INTERVAL_MS=" + std::to_string(heartbeat_interval_ms),
+      "HERD_HANDOFF_WINDOW=" + std::to_string(config.handoff_window),
       "HERD_LOG_LEVEL=" + log_level,
       "HERD_LOG_FORMAT=" + log_format,
   };

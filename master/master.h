@@ -38,7 +38,7 @@ struct MasterConfig {
   std::uint16_t port = 3000;
   std::size_t workers = 1;
   WorkerCommand worker;
-  std::size_t handoff_window = 4;
+  std::size_t handoff_window = 16;
   // kRoundRobin: the master accepts and hands connections out (Node's
   // SCHED_RR). kNone: the workers accept from the shared listening socket
   // themselves (Node's SCHED_NONE); the master only supervises.

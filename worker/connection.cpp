@@ -39,10 +39,10 @@ Connection::Connection(ConnectionOwner& owner, event_base* base, UniqueFd fd,
 // Members go in reverse order: the events before the descriptor they watch.
 Connection::~Connection() {
   // The master keeps its copy of the descriptor until the ack arrives, which is
-  // often after a quick response: the last close() does the TCP close. Sending
-  // the FIN here keeps that work (most of it) on the worker, off the master's
-  // one core.
-  ::shutdown(fd_.get(), SHUT_WR);
+  // often after a quick response (acks are gathered for up to a millisecond):
+  // the last close() does the TCP close. Sending the FIN here tells the client
+  // at once, and keeps that work on the worker, off the master's one core.
+  if (settings_.descriptor_shared) ::shutdown(fd_.get(), SHUT_WR);
 }
 
 bool Connection::start() {

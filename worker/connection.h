@@ -39,6 +39,10 @@ struct ConnectionSettings {
   // for its client's next request (answered with Connection: close) before it
   // is closed. Closing at once would race a client about to send.
   std::chrono::milliseconds drain_idle_grace{1000};
+  // Whether another process may still hold the descriptor when this
+  // connection ends (the master keeps its copy until the worker's ack): then
+  // the FIN is sent with shutdown(), as close() would not send it.
+  bool descriptor_shared = true;
 };
 
 // What a connection needs from its worker.

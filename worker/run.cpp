@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <optional>
@@ -84,6 +85,8 @@ int run(const App& app, const RunOptions& options) {
   settings.slot = static_cast<std::uint64_t>(env_number("HERD_WORKER_SLOT").value_or(0));
   settings.heartbeat_interval =
       Milliseconds{env_number("HERD_HEARTBEAT_INTERVAL_MS").value_or(1000)};
+  settings.handoff_window =
+      static_cast<std::size_t>(std::max(env_number("HERD_HANDOFF_WINDOW").value_or(1), 1L));
   settings.connection.keepalive_timeout = options.keepalive_timeout;
   settings.connection.header_timeout = options.header_timeout;
   settings.connection.limits.header_bytes = options.max_header_bytes;

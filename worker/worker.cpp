@@ -8,18 +8,31 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <variant>
 
 namespace herd {
+namespace {
+
+// The longest an adopted connection waits for its ack. Each ack wakes the
+// master (a context switch on both sides), so under load acks are gathered;
+// the master holds its copy of each fd this much longer, which the client
+// does not see (the worker sends its FIN itself).
+constexpr Milliseconds kAckDelay{1};
+
+}  // namespace
 
 Worker::Worker(WorkerSettings settings, const App& app)
     : settings_(std::move(settings)),
       app_(app),
       channel_(settings_.channel_fd),
-      listen_(settings_.listen_fd) {}
+      listen_(settings_.listen_fd) {
+  // A worker that accepts its connections itself holds their only copies.
+  if (listen_) settings_.connection.descriptor_shared = false;
+}
 
 Worker::~Worker() {
   // Connections and the application's timers hold events on base_: free them
@@ -46,6 +59,7 @@ int Worker::run() {
       event_new(base_.get(), channel_.get(), EV_READ | EV_PERSIST, on_channel_readable, this));
   channel_write_event_.reset(
       event_new(base_.get(), channel_.get(), EV_WRITE, on_channel_writable, this));
+  ack_event_.reset(evtimer_new(base_.get(), on_ack_due, this));
   heartbeat_event_.reset(event_new(base_.get(), -1, EV_PERSIST, on_heartbeat, this));
   drain_deadline_event_.reset(evtimer_new(base_.get(), on_drain_deadline, this));
   for (int signal : {SIGTERM, SIGINT}) {
@@ -61,6 +75,7 @@ int Worker::run() {
   send(proto::Ready{});
   start_accepting();
   event_base_dispatch(base_.get());
+  flush_acks();
   spdlog::debug("worker {} exiting", settings_.id);
   return 0;
 }
@@ -95,7 +110,7 @@ void Worker::on_signal(evutil_socket_t signal, short, void* arg) {
 // ---- the channel -----------------------------------------------------------
 
 void Worker::read_channel() {
-  // Read everything queued, then answer all adopted connections with one ack.
+  // Read everything queued, then answer the connections it brought together.
   for (int budget = 256; budget > 0 && channel_; --budget) {
     ReceivedMessage received = receive_message(channel_.get());
     if (received.status == ReceiveStatus::kWouldBlock) break;
@@ -110,7 +125,7 @@ void Worker::read_channel() {
     }
     handle_message(received);
   }
-  flush_acks();
+  schedule_acks();
 }
 
 void Worker::handle_message(ReceivedMessage& received) {
@@ -218,7 +233,25 @@ void Worker::stop_accepting() {
   listen_.reset();
 }
 
+// A refusal is sent at once (the connection waits for another worker), and
+// so are adoptions once half the master's window is used: the master never
+// stalls for want of credit. Otherwise the ack waits up to kAckDelay for
+// more connections to share it.
+void Worker::schedule_acks() {
+  std::size_t threshold = std::max<std::size_t>(settings_.handoff_window / 2, 1);
+  if (!refused_seqs_.empty() || adopted_seqs_.size() >= threshold) {
+    flush_acks();
+  } else if (!adopted_seqs_.empty() && !event_pending(ack_event_.get(), EV_TIMEOUT, nullptr)) {
+    arm_timer(ack_event_.get(), kAckDelay);
+  }
+}
+
+void Worker::on_ack_due(evutil_socket_t, short, void* arg) {
+  static_cast<Worker*>(arg)->flush_acks();
+}
+
 void Worker::flush_acks() {
+  if (ack_event_) event_del(ack_event_.get());
   if (!adopted_seqs_.empty()) send(proto::Ack{std::exchange(adopted_seqs_, {}), true});
   if (!refused_seqs_.empty()) send(proto::Ack{std::exchange(refused_seqs_, {}), false});
 }
@@ -259,6 +292,7 @@ void Worker::begin_drain(Milliseconds deadline, const char* reason) {
   if (draining_) return;
   draining_ = true;
   stop_accepting();
+  flush_acks();  // the master learns what this worker took before it refuses the rest
   spdlog::debug("worker {} draining ({}): {} connections, deadline {} ms", settings_.id, reason,
                 connections_.size(), deadline.count());
   arm_timer(drain_deadline_event_.get(), deadline);

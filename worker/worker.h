@@ -30,6 +30,10 @@ struct WorkerSettings {
   std::uint64_t id = 0;
   std::uint64_t slot = 0;
   Milliseconds heartbeat_interval{1000};
+  // The master's --handoff-window (HERD_HANDOFF_WINDOW): how many connections
+  // it hands this worker before waiting for an ack. Acks are coalesced up to
+  // half of it; 1 acks every connection at once.
+  std::size_t handoff_window = 1;
   // How long to finish in-flight requests after SIGTERM or losing the master.
   Milliseconds orphan_drain_timeout{1000};
   ConnectionSettings connection;
@@ -51,6 +55,7 @@ class Worker final : public ConnectionOwner {
  private:
   static void on_channel_readable(evutil_socket_t fd, short what, void* arg);
   static void on_channel_writable(evutil_socket_t fd, short what, void* arg);
+  static void on_ack_due(evutil_socket_t fd, short what, void* arg);
   static void on_heartbeat(evutil_socket_t fd, short what, void* arg);
   static void on_drain_deadline(evutil_socket_t fd, short what, void* arg);
   static void on_signal(evutil_socket_t signal, short what, void* arg);
@@ -63,6 +68,7 @@ class Worker final : public ConnectionOwner {
   void start_accepting();
   void accept_connections();
   void stop_accepting();
+  void schedule_acks();
   void flush_acks();
   void send(const proto::WorkerMessage& message);
   void flush_outbox();
@@ -81,6 +87,7 @@ class Worker final : public ConnectionOwner {
   // Messages the channel had no room for, in order. An ack must never be
   // dropped (the master would hold that connection forever); a heartbeat may.
   std::deque<std::string> outbox_;
+  EventPtr ack_event_;  // flushes coalesced acks at the latest kAckDelay after an adoption
   EventPtr heartbeat_event_;
   EventPtr drain_deadline_event_;
   std::vector<EventPtr> signal_events_;
@@ -89,7 +96,7 @@ class Worker final : public ConnectionOwner {
   EventPtr accept_event_;
   std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
 
-  std::vector<std::uint64_t> adopted_seqs_;  // acked once per channel read
+  std::vector<std::uint64_t> adopted_seqs_;  // not yet acked; see schedule_acks()
   std::vector<std::uint64_t> refused_seqs_;
   proto::WorkerStats stats_;
   bool draining_ = false;
