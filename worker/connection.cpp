@@ -30,8 +30,6 @@ Connection::Connection(ConnectionOwner& owner, event_base* base, UniqueFd fd,
       base_(base),
       fd_(std::move(fd)),
       session_(settings.limits, app, *this) {
-  int one = 1;
-  ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   read_event_.reset(event_new(base, fd_.get(), EV_READ | EV_PERSIST, on_readable, this));
   timer_.reset(evtimer_new(base, on_timer, this));
 }
@@ -171,6 +169,14 @@ bool Connection::write_output() {
     produced.clear();
   }
   while (!output_.empty()) {
+    // Nagle's algorithm can only hold back a send while earlier data is
+    // unacknowledged, never the first: a connection that carries one
+    // response (Connection: close) is spared the setsockopt, as in nginx.
+    if (sent_any_ && !nodelay_) {
+      int one = 1;
+      ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      nodelay_ = true;
+    }
     std::string_view pending = output_.readable();
     ssize_t sent = ::send(fd_.get(), pending.data(), pending.size(), MSG_NOSIGNAL);
     if (sent < 0 && would_block(errno)) {
@@ -182,6 +188,7 @@ bool Connection::write_output() {
       return close();
     }
     output_.consume(static_cast<std::size_t>(sent));
+    sent_any_ = true;
   }
   bool want_write = !output_.empty();
   if (want_write != writing_) {

@@ -113,6 +113,8 @@ class Connection final : public SessionHost {
   bool reading_ = false;
   bool writing_ = false;
   bool close_when_flushed_ = false;
+  bool sent_any_ = false;
+  bool nodelay_ = false;  // TCP_NODELAY, set before the second send (see write_output)
   bool draining_ = false;
   Timeout timeout_ = Timeout::kNone;
   TimePoint deadline_;

@@ -210,20 +210,19 @@ void Worker::start_accepting() {
 }
 
 void Worker::on_acceptable(evutil_socket_t, short, void* arg) {
-  static_cast<Worker*>(arg)->accept_connections();
+  static_cast<Worker*>(arg)->accept_connection();
 }
 
-void Worker::accept_connections() {
-  // A bounded batch, so one worker does not take a whole burst.
-  for (int budget = 16; budget > 0 && listen_; --budget) {
-    UniqueFd fd(::accept4(listen_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-    if (!fd) {
-      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
-        spdlog::error("accept4() failed: {}", std::strerror(errno));
-      }
-      return;
-    }
+// One per wakeup, like nginx without multi_accept: the socket stays readable
+// while more wait, so a burst is still drained (and shared with the other
+// workers), and the common case costs no accept4() failing with EAGAIN.
+void Worker::accept_connection() {
+  if (!listen_) return;
+  UniqueFd fd(::accept4(listen_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+  if (fd) {
     (void)open_connection(std::move(fd));
+  } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
+    spdlog::error("accept4() failed: {}", std::strerror(errno));
   }
 }
 

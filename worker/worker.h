@@ -66,7 +66,7 @@ class Worker final : public ConnectionOwner {
   void adopt(std::uint64_t seq, UniqueFd fd);
   bool open_connection(UniqueFd fd);
   void start_accepting();
-  void accept_connections();
+  void accept_connection();
   void stop_accepting();
   void schedule_acks();
   void flush_acks();

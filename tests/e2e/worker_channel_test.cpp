@@ -3,6 +3,8 @@
 // accepted itself and reads every message the worker sends, so the worker's
 // side of the ack rules (proto/README.md) is checked without herd in between.
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -63,12 +65,14 @@ class FakeMaster {
   std::uint16_t port() const { return listener_.port; }
 
   // Accepts the connection `client` made and hands it over as `seq`. The
-  // master's copy is kept until the ack, as herd does.
-  bool hand(std::uint64_t seq) {
+  // master's copy is kept until the ack, as herd does; `peek`, if given,
+  // gets another copy to inspect the socket the worker serves.
+  bool hand(std::uint64_t seq, UniqueFd* peek = nullptr) {
     pollfd ready{listener_.fd.get(), POLLIN, 0};
     if (::poll(&ready, 1, static_cast<int>(kIoTimeout.count())) != 1) return false;
     UniqueFd fd(::accept4(listener_.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!fd) return false;
+    if (peek != nullptr) peek->reset(::fcntl(fd.get(), F_DUPFD_CLOEXEC, 0));
     bool sent = send(proto::Conn{seq}, fd.get());
     held_.emplace(seq, std::move(fd));
     return sent;
@@ -167,6 +171,36 @@ TEST(WorkerChannel, LoneConnectionIsAckedWithoutMoreTraffic) {
   HttpReadResult result = client.read_responses(1);
   ASSERT_TRUE(result.ok()) << result.error;
   EXPECT_EQ(result.responses.at(0).status, 200);
+}
+
+bool nagle_off(const UniqueFd& socket) {
+  int value = 0;
+  socklen_t length = sizeof(value);
+  return ::getsockopt(socket.get(), IPPROTO_TCP, TCP_NODELAY, &value, &length) == 0 && value != 0;
+}
+
+// Nagle can only delay a send that follows unacknowledged data, so the worker
+// sets TCP_NODELAY before its second send on a connection, never for a
+// connection that carries one response.
+TEST(WorkerChannel, NagleIsTurnedOffBeforeTheSecondResponse) {
+  FakeMaster master(1);
+  ASSERT_TRUE(master.started());
+  ASSERT_TRUE(master.handshake());
+  HttpClient client(master.port());
+  ASSERT_TRUE(client.connected());
+  UniqueFd served;
+  ASSERT_TRUE(master.hand(1, &served));
+  ASSERT_TRUE(served.valid());
+
+  ASSERT_TRUE(client.send(get_request("/")));
+  HttpReadResult first = client.read_responses(1);
+  ASSERT_TRUE(first.ok()) << first.error;
+  EXPECT_FALSE(nagle_off(served)) << "TCP_NODELAY set for the first response";
+
+  ASSERT_TRUE(client.send(get_request("/")));
+  HttpReadResult second = client.read_responses(1);
+  ASSERT_TRUE(second.ok()) << second.error;
+  EXPECT_TRUE(nagle_off(served)) << "TCP_NODELAY not set by the second response";
 }
 
 // Every connection handed is acked exactly once and served, whatever the
