@@ -29,12 +29,21 @@ void LatencyHistogram::record(std::uint64_t micros, std::uint64_t times) {
   buckets_[bucket_index(micros)] += times;
   count_ += times;
   max_ = std::max(max_, micros);
+  sum_ += micros * times;
 }
 
 void LatencyHistogram::merge(const LatencyHistogram& other) {
   for (std::size_t i = 0; i < kBucketCount; ++i) buckets_[i] += other.buckets_[i];
   count_ += other.count_;
   max_ = std::max(max_, other.max_);
+  sum_ += other.sum_;
+}
+
+std::uint64_t LatencyHistogram::count_up_to(std::uint64_t micros) const {
+  std::size_t last = bucket_index(micros);
+  std::uint64_t counted = 0;
+  for (std::size_t i = 0; i <= last; ++i) counted += buckets_[i];
+  return counted;
 }
 
 std::uint64_t LatencyHistogram::percentile(double fraction) const {
@@ -51,12 +60,23 @@ std::uint64_t LatencyHistogram::percentile(double fraction) const {
   return max_;
 }
 
+std::uint64_t LatencyHistogram::estimated_sum() const {
+  std::uint64_t sum = 0;
+  for (std::size_t i = 0; i < kBucketCount; ++i) {
+    if (buckets_[i] == 0) continue;
+    std::uint64_t low = i == 0 ? 0 : bucket_upper_bound(i - 1) + 1;
+    std::uint64_t high = std::min(bucket_upper_bound(i), std::max(max_, low));
+    sum += buckets_[i] * (low + (high - low) / 2);
+  }
+  return sum;
+}
+
 nlohmann::json LatencyHistogram::to_json() const {
   nlohmann::json buckets = nlohmann::json::array();
   for (std::size_t i = 0; i < kBucketCount; ++i) {
     if (buckets_[i] != 0) buckets.push_back({i, buckets_[i]});
   }
-  return {{"buckets", std::move(buckets)}, {"max", max_}};
+  return {{"buckets", std::move(buckets)}, {"max", max_}, {"sum", sum_}};
 }
 
 std::optional<LatencyHistogram> LatencyHistogram::from_json(const nlohmann::json& json,
@@ -84,6 +104,15 @@ std::optional<LatencyHistogram> LatencyHistogram::from_json(const nlohmann::json
     std::uint64_t count = pair[1].get<std::uint64_t>();
     histogram.buckets_[pair[0].get<std::size_t>()] += count;
     histogram.count_ += count;
+  }
+  auto sum = json.find("sum");
+  if (sum == json.end()) {
+    histogram.sum_ = histogram.estimated_sum();
+  } else if (sum->is_number_unsigned()) {
+    histogram.sum_ = sum->get<std::uint64_t>();
+  } else {
+    error = "latency histogram 'sum' must be a non-negative integer";
+    return std::nullopt;
   }
   return histogram;
 }

@@ -31,6 +31,11 @@ class LatencyHistogram {
 
   std::uint64_t count() const { return count_; }
   std::uint64_t max() const { return max_; }
+  // Sum of every value recorded, for means and Prometheus' _sum.
+  std::uint64_t sum() const { return sum_; }
+  // How many values fell in the buckets up to the one holding `micros`:
+  // the values <= micros, give or take that bucket's width (about 3 %).
+  std::uint64_t count_up_to(std::uint64_t micros) const;
   // The smallest bucket bound below which at least `fraction` (0..1] of the
   // values lie, never above max(); 0 when empty. O(buckets).
   std::uint64_t percentile(double fraction) const;
@@ -39,17 +44,22 @@ class LatencyHistogram {
   // The largest value that falls in bucket `index`.
   static std::uint64_t bucket_upper_bound(std::size_t index);
 
-  // Wire form: {"buckets":[[index,count],...], "max":N}, only non-empty buckets.
+  // Wire form: {"buckets":[[index,count],...], "max":N, "sum":N}, only
+  // non-empty buckets.
   nlohmann::json to_json() const;
   // The reverse; nullopt (and `error`) on a malformed or out-of-range form.
+  // `sum` is optional: without it, it is estimated from the bucket middles.
   static std::optional<LatencyHistogram> from_json(const nlohmann::json& json, std::string& error);
 
   bool operator==(const LatencyHistogram&) const = default;
 
  private:
+  std::uint64_t estimated_sum() const;
+
   std::array<std::uint64_t, kBucketCount> buckets_{};
   std::uint64_t count_ = 0;
   std::uint64_t max_ = 0;
+  std::uint64_t sum_ = 0;
 };
 
 }  // namespace herd

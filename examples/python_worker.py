@@ -97,7 +97,7 @@ class Worker:
         self.stats = {"connections": 0, "active_connections": 0, "requests": 0,
                       "responses": {"2xx": 0, "3xx": 0, "4xx": 0, "5xx": 0},
                       "bytes_in": 0, "bytes_out": 0}
-        self.latency_buckets, self.latency_max = {}, 0
+        self.latency_buckets, self.latency_max, self.latency_sum = {}, 0, 0
 
     # ---- the channel -------------------------------------------------------
 
@@ -202,7 +202,8 @@ class Worker:
             return
         self.stats["active_connections"] = len(self.clients)
         buckets = [[index, count] for index, count in sorted(self.latency_buckets.items())]
-        stats = dict(self.stats, latency_us={"buckets": buckets, "max": self.latency_max})
+        stats = dict(self.stats, latency_us={"buckets": buckets, "max": self.latency_max,
+                                                  "sum": self.latency_sum})
         self.send({"type": "heartbeat", "stats": stats})
 
     def master_gone(self):
@@ -326,6 +327,7 @@ class Worker:
         index = bucket_index(micros)
         self.latency_buckets[index] = self.latency_buckets.get(index, 0) + 1
         self.latency_max = max(self.latency_max, micros)
+        self.latency_sum += micros
         if self.debug:
             log(f"Request handled by worker {self.worker_id}")
 

@@ -30,6 +30,8 @@ struct MasterView {
   bool reloading = false;   // a reload is replacing workers now
   std::size_t pending = 0;  // connections queued in the master
   std::uint64_t connections_total = 0;
+  std::uint64_t reloads_total = 0;     // reloads started
+  std::uint64_t hung_kills_total = 0;  // workers stopped for missing heartbeats or readiness
 };
 
 enum class ControlAction { kNone, kRestart, kReload, kScale, kStop, kSubscribe };

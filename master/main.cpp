@@ -100,6 +100,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--control", config.control_path,
                  "Control socket path (default ${XDG_RUNTIME_DIR:-/tmp}/herd-<port>.sock)");
+  std::string admin;
+  app.add_option("--admin", admin,
+                 "Serve /metrics (Prometheus), /healthz, /readyz and /status over HTTP on "
+                 "HOST:PORT, e.g. 127.0.0.1:9090 (default: off)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or critical")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical"}));
@@ -122,6 +126,15 @@ int main(int argc, char** argv) {
   if (!herd::is_numeric_address(config.host)) {
     std::cerr << "--host '" << config.host << "' is not a numeric IPv4 or IPv6 address\n";
     return 2;
+  }
+
+  if (!admin.empty()) {
+    std::string error;
+    config.admin = herd::parse_admin_address(admin, error);
+    if (!config.admin) {
+      std::cerr << "--admin: " << error << "\n";
+      return 2;
+    }
   }
 
   if (heartbeat_timeout_ms <= heartbeat_interval_ms) {

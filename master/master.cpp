@@ -12,6 +12,7 @@
 #include "common/listen_socket.h"
 #include "common/unix_socket.h"
 #include "master/control_handlers.h"
+#include "master/metrics.h"
 #include "master/proc_stats.h"
 
 namespace herd {
@@ -74,7 +75,7 @@ bool Master::open_listener() {
   }
   listen_fd_ = std::move(listener.fd);
   listen_address_ = format_host_port(config_.host, listener.port);
-  if (!open_control_socket(listener.port)) return false;
+  if (!open_control_socket(listener.port) || !open_admin_endpoint()) return false;
   if (config_.schedule == Schedule::kNone) {
     // The workers accept; the master keeps the socket only to hand it on.
     config_.worker.listen_fd = listen_fd_.get();
@@ -235,6 +236,7 @@ void Master::murder_unresponsive_workers() {
                  config_.heartbeat_timeout.count());
     worker->state = WorkerState::kHung;
     worker->kill_at = now + config_.kill_timeout;
+    ++hung_kills_total_;
     update_eligibility(*worker);
     emit("hung", worker_event_fields(*worker));
     if (::kill(worker->pid, SIGTERM) != 0) {
@@ -377,6 +379,7 @@ void Master::report_replacements(const ReplacementPlan::Outcome& outcome) {
 // is already running.
 bool Master::start_reload(const std::vector<WorkerId>& workers) {
   if (!replacements_.start_reload(workers)) return false;
+  ++reloads_total_;
   emit("reload", {{"phase", "start"}, {"workers", workers}});
   advance_replacements();
   return true;
@@ -701,7 +704,40 @@ bool Master::open_control_socket(std::uint16_t port) {
   return true;
 }
 
-void Master::handle_control_line(ControlServer::ClientId client, std::string_view line) {
+bool Master::open_admin_endpoint() {
+  if (!config_.admin) return true;
+  AdminServer::Sources sources;
+  sources.metrics = [this] {
+    return render_metrics(view(), workers_, Clock::now(), ::sysconf(_SC_CLK_TCK));
+  };
+  sources.unready_reason = [this] { return unready_reason(); };
+  sources.status = [this] {
+    return handle_control_request(R"({"cmd":"status"})", view(), workers_, Clock::now()).reply;
+  };
+  admin_ = std::make_unique<AdminServer>(base_.get(), std::move(sources));
+  std::string error;
+  if (!admin_->open(*config_.admin, error)) {
+    spdlog::critical("cannot open the admin endpoint (--admin): {}", error);
+    admin_.reset();
+    return false;
+  }
+  spdlog::info("admin endpoint on http://{} (/metrics, /healthz, /readyz, /status)",
+               admin_->address());
+  return true;
+}
+
+// /readyz: a load balancer should send traffic only while a worker is ready
+// and the master is not stopping (it flips at the start of a graceful stop,
+// before the drain, so the balancer stops sending first).
+std::optional<std::string> Master::unready_reason() const {
+  if (stopping_) return "stopping";
+  for (const auto& [id, worker] : workers_.workers()) {
+    if (worker.state == WorkerState::kReady) return std::nullopt;
+  }
+  return "no worker is ready";
+}
+
+MasterView Master::view() const {
   MasterView view;
   view.pid = ::getpid();
   view.version = HERD_VERSION;
@@ -712,7 +748,13 @@ void Master::handle_control_line(ControlServer::ClientId client, std::string_vie
   view.reloading = replacements_.reloading();
   view.pending = dispatcher_.queued();
   view.connections_total = connections_total_;
-  ControlDecision decision = handle_control_request(line, view, workers_, Clock::now());
+  view.reloads_total = reloads_total_;
+  view.hung_kills_total = hung_kills_total_;
+  return view;
+}
+
+void Master::handle_control_line(ControlServer::ClientId client, std::string_view line) {
+  ControlDecision decision = handle_control_request(line, view(), workers_, Clock::now());
   if (!decision.reply.is_null()) control_->send(client, decision.reply);
 
   switch (decision.action) {

@@ -25,6 +25,8 @@
 #include "common/fd_passing.h"
 #include "common/log.h"
 #include "common/unique_fd.h"
+#include "master/admin_server.h"
+#include "master/control_handlers.h"
 #include "master/control_server.h"
 #include "master/dispatcher.h"
 #include "master/replacement_plan.h"
@@ -46,7 +48,8 @@ struct MasterConfig {
   Milliseconds heartbeat_interval{1000};
   Milliseconds heartbeat_timeout{10000};
   Milliseconds kill_timeout{10000};
-  std::string control_path;  // empty: default_control_path(bound port)
+  std::string control_path;           // empty: default_control_path(bound port)
+  std::optional<AdminAddress> admin;  // --admin: the HTTP endpoint, off when empty
   int backlog = 4096;
   RespawnBackoff backoff;             // `young` is --min-uptime
   Milliseconds queue_timeout{30000};  // longest a connection waits for a worker
@@ -106,8 +109,11 @@ class Master {
   bool start_reload(const std::vector<WorkerId>& workers);
   void report_replacements(const ReplacementPlan::Outcome& outcome);
 
-  // The control socket.
+  // The control socket and the admin endpoint.
   bool open_control_socket(std::uint16_t port);
+  bool open_admin_endpoint();
+  std::optional<std::string> unready_reason() const;
+  MasterView view() const;
   void handle_control_line(ControlServer::ClientId client, std::string_view line);
   void emit(const std::string& event, nlohmann::json fields = nlohmann::json::object());
   nlohmann::json worker_event_fields(const WorkerRecord& worker) const;
@@ -133,6 +139,7 @@ class Master {
   EventBasePtr base_;
   std::string listen_address_;  // "host:port" as bound
   std::unique_ptr<ControlServer> control_;
+  std::unique_ptr<AdminServer> admin_;
   UniqueFd listen_fd_;
   EventPtr accept_event_;
   EventPtr resume_accept_event_;
@@ -150,6 +157,8 @@ class Master {
   std::unordered_map<Seq, HeldConnection> connections_;  // queued or un-acked; closed on ack
   Seq next_seq_ = 1;
   std::uint64_t connections_total_ = 0;
+  std::uint64_t reloads_total_ = 0;
+  std::uint64_t hung_kills_total_ = 0;
 
   // Intent recorded by signal callbacks, acted on by supervise().
   bool child_exited_ = false;

@@ -252,7 +252,55 @@ TEST(LatencyHistogramTest, JsonListsOnlyNonEmptyBuckets) {
   histogram.record(3, 2);
   histogram.record(40);
 
-  EXPECT_EQ(histogram.to_json(), nlohmann::json::parse(R"({"buckets":[[3,2],[40,1]],"max":40})"));
+  EXPECT_EQ(histogram.to_json(),
+            nlohmann::json::parse(R"({"buckets":[[3,2],[40,1]],"max":40,"sum":46})"));
+}
+
+TEST(LatencyHistogramTest, SumIsExactAndMerges) {
+  LatencyHistogram first;
+  first.record(100, 3);
+  first.record(7);
+  LatencyHistogram second;
+  second.record(1'000'000);
+
+  first.merge(second);
+
+  EXPECT_EQ(first.sum(), 300u + 7u + 1'000'000u);
+}
+
+TEST(LatencyHistogramTest, SumOmittedFromJsonIsEstimatedFromTheBuckets) {
+  std::string error;
+  // Bucket 3 holds exactly 3; bucket 40 holds 40..41 (width 2).
+  std::optional<LatencyHistogram> decoded = LatencyHistogram::from_json(
+      nlohmann::json::parse(R"({"buckets":[[3,2],[40,1]],"max":41})"), error);
+
+  ASSERT_TRUE(decoded.has_value()) << error;
+  EXPECT_EQ(decoded->sum(), 2u * 3u + 40u);
+}
+
+TEST(LatencyHistogramTest, NegativeOrFractionalSumIsRejected) {
+  for (const char* text :
+       {R"({"buckets":[],"max":0,"sum":-1})", R"({"buckets":[],"max":0,"sum":1.5})",
+        R"({"buckets":[],"max":0,"sum":"7"})"}) {
+    std::string error;
+    EXPECT_FALSE(LatencyHistogram::from_json(nlohmann::json::parse(text), error)) << text;
+    EXPECT_NE(error.find("sum"), std::string::npos) << error;
+  }
+}
+
+TEST(LatencyHistogramTest, CountUpToCountsWholeBucketsUpToTheOneHoldingTheBound) {
+  LatencyHistogram histogram;
+  histogram.record(10, 4);    // bucket of its own
+  histogram.record(1000, 2);  // [992, 1007]
+  histogram.record(1010, 1);  // [1008, 1023]
+  histogram.record(5000, 1);
+
+  EXPECT_EQ(histogram.count_up_to(9), 0u);
+  EXPECT_EQ(histogram.count_up_to(10), 4u);
+  EXPECT_EQ(histogram.count_up_to(999), 6u);  // 1000 shares 999's bucket
+  EXPECT_EQ(histogram.count_up_to(1007), 6u);
+  EXPECT_EQ(histogram.count_up_to(1008), 7u);
+  EXPECT_EQ(histogram.count_up_to(UINT64_MAX), histogram.count());
 }
 
 TEST(LatencyHistogramTest, EmptyHistogramRoundTripsThroughJson) {
