@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cctype>
 #include <climits>
 #include <filesystem>
 #include <iostream>
@@ -24,6 +25,22 @@ std::string default_worker_program() {
 std::size_t cpu_count() {
   unsigned count = std::thread::hardware_concurrency();
   return count == 0 ? 1 : count;
+}
+
+// Every long option can also come from HERD_<NAME> (--log-level ->
+// HERD_LOG_LEVEL). CLI11 takes the command line first, then the --config
+// file, then the environment. The master passes none of them on to its
+// workers.
+void name_environment_variables(CLI::App& app) {
+  for (CLI::Option* option : app.get_options()) {
+    const std::vector<std::string>& names = option->get_lnames();
+    if (names.empty() || names[0] == "help" || names[0] == "version" || names[0] == "config") {
+      continue;
+    }
+    std::string variable = "HERD_";
+    for (char c : names[0]) variable += c == '-' ? '_' : static_cast<char>(std::toupper(c));
+    option->envname(variable);
+  }
 }
 
 }  // namespace
@@ -113,9 +130,26 @@ int main(int argc, char** argv) {
   std::vector<std::string> worker_args;
   app.add_option("worker-args", worker_args, "Arguments for the worker program (after --)");
   app.allow_extras(false);
+  app.set_config("--config", "",
+                 "Read options from a TOML file: one `name = value` per option, e.g. "
+                 "`workers = 4`, `admin = \"127.0.0.1:9090\"`; the command line wins over it, it "
+                 "wins over HERD_<NAME> variables; an unknown name is an error (example: "
+                 "scripts/herd.toml)");
+  app.allow_config_extras(CLI::config_extras_mode::error);
+  name_environment_variables(app);
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::ConfigError& error) {
+    // CLI11 says "INI was not able to parse <key>" for an unknown key.
+    std::string message = error.what();
+    const std::string unknown = "INI was not able to parse ";
+    if (message.rfind(unknown, 0) == 0) {
+      message = "unknown option '" + message.substr(unknown.size()) +
+                "' in the --config file (the names are those of `herd --help`, without --)";
+    }
+    std::cerr << "herd: " << message << "\n";
+    return 2;
   } catch (const CLI::ParseError& error) {
     // --help and --version exit 0; a usage error exits 2, like herdctl.
     app.exit(error);
