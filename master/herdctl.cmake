@@ -13,6 +13,8 @@ target_link_libraries(herd_herdctl_format
 add_executable(herdctl
   ${CMAKE_CURRENT_LIST_DIR}/herdctl_main.cpp
   ${CMAKE_CURRENT_LIST_DIR}/herdctl_client.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/herdctl_terminal.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/herdctl_top_shell.cpp
 )
 target_link_libraries(herdctl PRIVATE
   herd_herdctl_format herd_common CLI11::CLI11 nlohmann_json::nlohmann_json herd_warnings)
