@@ -188,7 +188,7 @@ bool tmux_installed() {
 
 // A tmux server of its own (-L herd-top-test-<pid>-<n>), so the test never
 // touches anyone else's sessions; killed (kill-server) on destruction, which
-// ends whatever still runs in it.
+// ends whatever still runs in it, and its socket file removed.
 class TmuxServer {
  public:
   TmuxServer() : name_("herd-top-test-" + std::to_string(::getpid()) + "-" + next_number()) {
@@ -200,7 +200,15 @@ class TmuxServer {
                               "set -g status off\n";
   }
   ~TmuxServer() {
-    if (started_) tmux({"kill-server"});
+    if (!started_) return;
+    std::string socket = pane_variable("socket_path");
+    tmux({"kill-server"});
+    // kill-server leaves the socket file in /tmp/tmux-<uid>; this server's
+    // own (named after it) is removed.
+    if (socket.size() > name_.size() &&
+        socket.compare(socket.size() - name_.size() - 1, std::string::npos, "/" + name_) == 0) {
+      ::unlink(socket.c_str());
+    }
   }
   TmuxServer(const TmuxServer&) = delete;
   TmuxServer& operator=(const TmuxServer&) = delete;
