@@ -34,14 +34,8 @@ const json* field(const json& object, std::string_view key) {
   return &*found;
 }
 
-std::optional<double> number(const json& object, std::string_view key) {
-  const json* value = field(object, key);
-  if (value == nullptr || !value->is_number()) return std::nullopt;
-  return value->get<double>();
-}
-
 // Integers as the master sent them ("1234"), anything else as "-".
-std::string count_text(const json* value) {
+std::string integer_text(const json* value) {
   if (value == nullptr) return kMissing;
   if (value->is_number_unsigned()) return std::to_string(value->get<std::uint64_t>());
   if (value->is_number_integer()) return std::to_string(value->get<std::int64_t>());
@@ -49,37 +43,11 @@ std::string count_text(const json* value) {
   return kMissing;
 }
 
-std::string count_text(const json& object, std::string_view key) {
-  return count_text(field(object, key));
-}
-
-std::string string_text(const json& object, std::string_view key) {
-  const json* value = field(object, key);
-  if (value == nullptr) return kMissing;
-  if (value->is_string()) return value->get<std::string>();
-  return value->dump();
-}
-
 // Applies `format` to the number at `key`, or "-" when there is none.
 template <typename Format>
 std::string unit_text(const json& object, std::string_view key, Format format) {
-  std::optional<double> value = number(object, key);
+  std::optional<double> value = number_field(object, key);
   return value ? format(*value) : kMissing;
-}
-
-// A live process always has some memory: 0 means "not sampled yet" (a worker
-// that has not sent its first heartbeat).
-std::string kib_text(const json& object, std::string_view key) {
-  std::optional<double> kib = number(object, key);
-  return kib && *kib > 0 ? format_bytes(*kib * 1024.0) : kMissing;
-}
-
-// An empty histogram reports 0 for every percentile: shown as "-", since no
-// request took 0us.
-std::string latency_text(const json& object, std::string_view percentile) {
-  const json* latency = field(object, "latency_us");
-  if (latency == nullptr || number(object, "requests") == 0.0) return kMissing;
-  return unit_text(*latency, percentile, format_latency_us);
 }
 
 std::string response_text(const json& object, std::string_view class_name) {
@@ -133,7 +101,7 @@ const std::vector<json>& workers_of(const json& reply) {
 std::vector<json> sorted_workers(const json& reply) {
   std::vector<json> workers = workers_of(reply);
   std::stable_sort(workers.begin(), workers.end(), [](const json& left, const json& right) {
-    return number(left, "id").value_or(0) < number(right, "id").value_or(0);
+    return number_field(left, "id").value_or(0) < number_field(right, "id").value_or(0);
   });
   return workers;
 }
@@ -142,7 +110,7 @@ std::string ids_text(const json& ids) {
   std::string text;
   for (const json& id : ids) {
     if (!text.empty()) text += ", ";
-    text += count_text(&id);
+    text += integer_text(&id);
   }
   return text;
 }
@@ -152,7 +120,7 @@ std::string id_list_text(const json& ids) {
   std::string text;
   for (const json& id : ids) {
     if (!text.empty()) text += ' ';
-    text += count_text(&id);
+    text += integer_text(&id);
   }
   return text;
 }
@@ -280,22 +248,66 @@ std::string format_rate(double per_second) {
   return printf_string("%.1f", per_second);
 }
 
+// ---- cells of a reply ---------------------------------------------------------
+
+std::optional<double> number_field(const json& object, std::string_view key) {
+  const json* value = field(object, key);
+  if (value == nullptr || !value->is_number()) return std::nullopt;
+  return value->get<double>();
+}
+
+std::string count_text(const json& object, std::string_view key) {
+  return integer_text(field(object, key));
+}
+
+std::string string_text(const json& object, std::string_view key) {
+  const json* value = field(object, key);
+  if (value == nullptr) return kMissing;
+  if (value->is_string()) return value->get<std::string>();
+  return value->dump();
+}
+
+// A live process always has some memory: 0 means "not sampled yet" (a worker
+// that has not sent its first heartbeat).
+std::string kib_text(const json& object, std::string_view key) {
+  std::optional<double> kib = number_field(object, key);
+  return kib && *kib > 0 ? format_bytes(*kib * 1024.0) : kMissing;
+}
+
+// An empty histogram reports 0 for every percentile: shown as "-", since no
+// request took 0us.
+std::string latency_text(const json& object, std::string_view percentile) {
+  const json* latency = field(object, "latency_us");
+  if (latency == nullptr || number_field(object, "requests") == 0.0) return kMissing;
+  return unit_text(*latency, percentile, format_latency_us);
+}
+
 // ---- tables -------------------------------------------------------------------
+
+std::size_t display_width(std::string_view text) {
+  // Continuation bytes (10xxxxxx) do not start a character.
+  return static_cast<std::size_t>(std::count_if(text.begin(), text.end(), [](char byte) {
+    return (static_cast<unsigned char>(byte) & 0xC0) != 0x80;
+  }));
+}
 
 std::string render_table(const std::vector<Column>& columns,
                          const std::vector<std::vector<std::string>>& rows) {
   std::vector<std::size_t> widths(columns.size());
   for (std::size_t column = 0; column < columns.size(); ++column) {
-    widths[column] = columns[column].title.size();
+    widths[column] = display_width(columns[column].title);
     for (const auto& row : rows) {
-      if (column < row.size()) widths[column] = std::max(widths[column], row[column].size());
+      if (column < row.size()) {
+        widths[column] = std::max(widths[column], display_width(row[column]));
+      }
     }
   }
   auto render_line = [&](auto cell_at) {
     std::string line;
     for (std::size_t column = 0; column < columns.size(); ++column) {
       const std::string& cell = cell_at(column);
-      std::string padding(widths[column] - std::min(widths[column], cell.size()), ' ');
+      std::size_t width = display_width(cell);
+      std::string padding(widths[column] - std::min(widths[column], width), ' ');
       if (column > 0) line += "  ";
       line += columns[column].align == Align::kRight ? padding + cell : cell + padding;
     }
@@ -339,8 +351,7 @@ std::string format_ping(const json& reply) {
          ") is alive\n";
 }
 
-// One line per slot that is waiting out a crash-loop backoff.
-static std::string backoff_lines(const json& reply) {
+std::string format_backoff_slots(const json& reply) {
   const json* slots = field(reply, "slots");
   if (slots == nullptr || !slots->is_array()) return "";
   std::string text;
@@ -372,7 +383,7 @@ std::string format_status(const json& reply) {
       "/" + count_text(master, "workers_target") + " ready  pending " +
       count_text(master, "pending") + "  connections " + count_text(master, "connections_total") +
       "  restarts " + count_text(master, "restarts_total") + "\n";
-  std::string backoff = backoff_lines(reply);
+  std::string backoff = format_backoff_slots(reply);
   if (workers.empty()) return text + "no workers\n" + backoff;
 
   static const std::vector<Column> kColumns{

@@ -11,6 +11,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace herd::ctl {
@@ -41,6 +42,22 @@ std::string format_percent(double percent);
 // "1234.5".
 std::string format_rate(double per_second);
 
+// ---- cells of a reply ---------------------------------------------------------
+// Each takes an object of the master's reply and one of its keys, and renders
+// "-" when the field is missing, null or of the wrong kind.
+
+// The number at `key`, if there is one.
+std::optional<double> number_field(const nlohmann::json& object, std::string_view key);
+// An integer as the master sent it: "1234".
+std::string count_text(const nlohmann::json& object, std::string_view key);
+// A string as is; any other value as JSON.
+std::string string_text(const nlohmann::json& object, std::string_view key);
+// A size in KiB in binary units; 0 means "not sampled yet" and shows as "-".
+std::string kib_text(const nlohmann::json& object, std::string_view key);
+// `latency_us.<percentile>` of a worker or total object, as
+// format_latency_us(); "-" when it has answered no request.
+std::string latency_text(const nlohmann::json& object, std::string_view percentile);
+
 // ---- tables -------------------------------------------------------------------
 
 enum class Align { kLeft, kRight };
@@ -50,9 +67,13 @@ struct Column {
   Align align = Align::kLeft;
 };
 
-// Columns padded to their widest cell and separated by two spaces, header
-// first, no trailing blanks; every line ends with '\n'. A row shorter than
-// `columns` is padded with empty cells.
+// Columns of a terminal that `text` (UTF-8) takes: one per code point, so
+// "▁▂▃" is 3. Every character herdctl prints is one column wide.
+std::size_t display_width(std::string_view text);
+
+// Columns padded to their widest cell (display_width()) and separated by two
+// spaces, header first, no trailing blanks; every line ends with '\n'. A row
+// shorter than `columns` is padded with empty cells.
 std::string render_table(const std::vector<Column>& columns,
                          const std::vector<std::vector<std::string>>& rows);
 
@@ -69,6 +90,10 @@ std::string format_reply(const Request& request, const nlohmann::json& reply);
 std::string format_ping(const nlohmann::json& reply);
 // A summary line about the master, then the worker table.
 std::string format_status(const nlohmann::json& reply);
+// One line per slot of a `status` reply that waits out a crash-loop backoff,
+// each ending with '\n': "slot 1: crash loop, next start in 3s (4 restarts,
+// last exit code 1)". Empty when there is none.
+std::string format_backoff_slots(const nlohmann::json& reply);
 // The traffic table with a total row. With `detailed` (stats ID), a key: value
 // view of the one worker instead; with an id, `total` repeats that worker's
 // own counters, so it is shown only when the worker is no longer listed.

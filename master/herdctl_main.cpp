@@ -2,7 +2,7 @@
 // command line, sends one request over the control socket, prints the reply
 // (as a table, or raw with --json); `events` keeps printing until interrupted,
 // and `reload --wait` prints the reload's progress from a second connection
-// subscribed to the events.
+// subscribed to the events; `top` is a live view (herdctl_top_shell).
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -27,6 +27,7 @@
 #include "common/unix_socket.h"
 #include "master/herdctl_client.h"
 #include "master/herdctl_format.h"
+#include "master/herdctl_top_shell.h"
 
 namespace {
 
@@ -51,6 +52,10 @@ constexpr double kReloadWaitTimeoutSeconds = 600;
 // The master sends a reload's last event before its reply, but on another
 // connection: how long to wait for that event once the reply is in.
 constexpr Milliseconds kLastEventGrace{1000};
+// top refreshes at most 10 times a second and at least once an hour.
+constexpr std::uint64_t kDefaultTopIntervalMs = 1000;
+constexpr std::uint64_t kMinTopIntervalMs = 100;
+constexpr std::uint64_t kMaxTopIntervalMs = 3'600'000;
 
 const char* const kFooter =
     "Socket: -s PATH; else -p PORT gives ${XDG_RUNTIME_DIR:-/tmp}/herd-<PORT>.sock; else\n"
@@ -60,6 +65,10 @@ const char* const kFooter =
     "closes the connection, then exits 0; with --json it prints one event object per line.\n"
     "reload --wait prints the reload's progress until it is over (--json: its events,\n"
     "then the reply, one JSON object per line).\n"
+    "top redraws every --interval ms until q or Ctrl-C; a master that does not answer\n"
+    "within --timeout (default 2 intervals, at least 2 s) is shown as gone and asked\n"
+    "again every interval. With stdout not a terminal it prints plain frames, separated\n"
+    "by a blank line: `herdctl top --iterations 1 | cat` prints one.\n"
     "Exit status: 0 success, 1 the master refused or the reload failed (the error on\n"
     "stderr), 2 cannot connect, no or unreadable reply, or usage error.";
 
@@ -167,6 +176,8 @@ struct Options {
   std::string socket_path;  // resolved: never empty after parse_command_line()
   bool json_output = false;
   double timeout_seconds = kDefaultTimeoutSeconds;
+  // `top` is not a request: it polls `status` and `stats` until told to stop.
+  std::optional<herd::ctl::TopOptions> top;
 };
 
 // The reply `line` as JSON, when it is a reply at all ({"ok":bool,...});
@@ -403,6 +414,15 @@ std::optional<int> parse_command_line(int argc, char** argv, Options& options) {
   add_command("stop", "Graceful shutdown of the master and its workers", Command::kStop);
   add_command("events", "Print spawn, ready, exit, hung, reload... events as they happen",
               Command::kEvents);
+  std::uint64_t top_interval_ms = kDefaultTopIntervalMs;
+  std::uint64_t top_iterations = 0;
+  CLI::App* top = app.add_subcommand(
+      "top", "Live view of the workers: rps with a sparkline, p99, connections, rss, cpu");
+  top->add_option("--interval", top_interval_ms, "Milliseconds between refreshes (default 1000)")
+      ->check(CLI::Range(kMinTopIntervalMs, kMaxTopIntervalMs));
+  top->add_option("--iterations", top_iterations,
+                  "Refreshes to show before exiting (default 0: until q or Ctrl-C)")
+      ->check(not_negative);
 
   try {
     app.parse(argc, argv);
@@ -419,6 +439,20 @@ std::optional<int> parse_command_line(int argc, char** argv, Options& options) {
   if (options.socket_path.empty()) options.socket_path = herd::default_control_path(port);
   if (timeout_option->count() == 0 && request.command == Command::kReload && request.wait) {
     options.timeout_seconds = kReloadWaitTimeoutSeconds;
+  }
+  if (top->parsed()) {
+    if (options.json_output) {
+      print_error("top has no --json output; use stats --json (see herdctl --help)");
+      return kExitNoAnswer;
+    }
+    herd::ctl::TopOptions& top_options = options.top.emplace();
+    top_options.interval = Milliseconds{static_cast<std::int64_t>(top_interval_ms)};
+    top_options.iterations = top_iterations;
+    // A refresh that waits for long looks like a frozen screen: unless told
+    // otherwise, a master is gone when two intervals pass without its answer.
+    top_options.reply_timeout = timeout_option->count() > 0
+                                    ? to_timeout(options.timeout_seconds)
+                                    : std::max(Milliseconds{2000}, 2 * top_options.interval);
   }
   return std::nullopt;
 }
@@ -474,6 +508,10 @@ int main(int argc, char** argv) {
   Options options;
   if (std::optional<int> exit_status = parse_command_line(argc, argv, options)) {
     return *exit_status;
+  }
+  if (options.top) {
+    options.top->socket_path = options.socket_path;
+    return herd::ctl::run_top(*options.top);
   }
   return run_command(options);
 }

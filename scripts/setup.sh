@@ -8,6 +8,7 @@ packages=(
   libevent-dev nlohmann-json3-dev libspdlog-dev libboost-dev libcli11-dev
   libgtest-dev libbenchmark-dev python3
   prometheus  # promtool, to check /metrics in the tests
+  tmux  # the e2e tests run herdctl top in it and read its screen
 )
 
 missing=()

@@ -165,6 +165,22 @@ TEST(HerdctlFormatTest, TableLeavesNoTrailingBlanksAndPadsShortRows) {
             "xyz\n");
 }
 
+TEST(HerdctlFormatTest, DisplayWidthCountsCharactersNotBytes) {
+  EXPECT_EQ(display_width(""), 0u);
+  EXPECT_EQ(display_width("abc"), 3u);
+  EXPECT_EQ(display_width("▁▂▃"), 3u);
+  EXPECT_EQ(display_width("a█b"), 3u);
+}
+
+TEST(HerdctlFormatTest, TableAlignsCellsWithSparklines) {
+  std::string table = render_table({{"name", Align::kLeft}, {"trend", Align::kLeft}, {"n"}},
+                                   {{"a", "▁█", "1"}, {"b", "▁▂▃▄▅▆", "2"}});
+  EXPECT_EQ(table,
+            "name  trend   n\n"
+            "a     ▁█      1\n"
+            "b     ▁▂▃▄▅▆  2\n");
+}
+
 // ---- status ---------------------------------------------------------------------
 
 TEST(HerdctlFormatTest, StatusStartsWithAMasterSummary) {
