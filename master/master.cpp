@@ -67,13 +67,20 @@ int Master::run() {
 }
 
 bool Master::open_listener() {
-  ListenResult listener = open_listen_socket(config_.host, config_.port, config_.backlog);
+  bool inherited = config_.inherited_listener.valid();
+  ListenResult listener = inherited
+                              ? adopt_listen_socket(std::move(config_.inherited_listener))
+                              : open_listen_socket(config_.host, config_.port, config_.backlog);
   if (!listener.fd) {
     spdlog::critical("cannot listen: {}", listener.error);
     return false;
   }
   listen_fd_ = std::move(listener.fd);
-  listen_address_ = format_host_port(config_.host, listener.port);
+  listen_address_ = format_host_port(listener.host, listener.port);
+  if (inherited) {
+    spdlog::info("socket activation: using the listening socket inherited from systemd (fd {})",
+                 listen_fd_.get());
+  }
   if (!open_control_socket(listener.port)) return false;
   if (config_.schedule == Schedule::kNone) {
     // The workers accept; the master keeps the socket only to hand it on.

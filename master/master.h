@@ -36,6 +36,8 @@ namespace herd {
 struct MasterConfig {
   std::string host = "0.0.0.0";
   std::uint16_t port = 3000;
+  // Socket activation (LISTEN_FDS): listen on this instead of host:port.
+  UniqueFd inherited_listener;
   std::size_t workers = 1;
   WorkerCommand worker;
   std::size_t handoff_window = 16;
