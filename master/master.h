@@ -27,6 +27,7 @@
 #include "common/unique_fd.h"
 #include "master/control_server.h"
 #include "master/dispatcher.h"
+#include "master/notifier.h"
 #include "master/replacement_plan.h"
 #include "master/worker_process.h"
 #include "master/worker_table.h"
@@ -107,6 +108,7 @@ class Master {
   void scale_to(std::size_t target);
   bool start_reload(const std::vector<WorkerId>& workers);
   void report_replacements(const ReplacementPlan::Outcome& outcome);
+  ServiceSnapshot service_snapshot() const;
 
   // The control socket.
   bool open_control_socket(std::uint16_t port);
@@ -141,6 +143,7 @@ class Master {
   EventPtr tick_event_;
   std::vector<EventPtr> signal_events_;
   bool accepting_ = false;
+  Notifier notifier_;  // systemd's Type=notify; a no-op without NOTIFY_SOCKET
 
   Dispatcher dispatcher_;
   WorkerTable workers_;
