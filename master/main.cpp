@@ -12,6 +12,7 @@
 #include "common/listen_socket.h"
 #include "common/log.h"
 #include "master/master.h"
+#include "master/socket_activation.h"
 
 namespace {
 
@@ -60,10 +61,14 @@ int main(int argc, char** argv) {
       "connection and hands it round-robin to a worker; dead or hung workers are replaced.\n"
       "Arguments after -- are passed to every worker."};
   app.set_version_flag("--version", std::string("herd ") + HERD_VERSION);
-  app.add_option("--host", config.host, "Address to listen on (numeric IPv4 or IPv6)")
-      ->capture_default_str();
-  app.add_option("--port", config.port, "TCP port to listen on; 0 picks a free one")
-      ->capture_default_str();
+  CLI::Option* host_option =
+      app.add_option("--host", config.host,
+                     "Address to listen on (numeric IPv4 or IPv6); ignored under socket activation")
+          ->capture_default_str();
+  CLI::Option* port_option =
+      app.add_option("--port", config.port,
+                     "TCP port to listen on; 0 picks a free one; ignored under socket activation")
+          ->capture_default_str();
   app.add_option("--workers", config.workers, "Number of worker processes (default: CPUs)")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{1024}));
@@ -183,6 +188,14 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // Socket activation: systemd's listening socket replaces --host/--port.
+  herd::ActivatedSocket activated = herd::take_activated_socket();
+  if (!activated.error.empty()) {
+    std::cerr << activated.error << "\n";
+    return 2;
+  }
+  config.inherited_listener = std::move(activated.fd);
+
   config.heartbeat_interval = herd::Milliseconds{heartbeat_interval_ms};
   config.heartbeat_timeout = herd::Milliseconds{heartbeat_timeout_ms};
   config.kill_timeout = herd::Milliseconds{kill_timeout_ms};
@@ -200,6 +213,9 @@ int main(int argc, char** argv) {
   };
 
   herd::setup_logging("master", config.log_level, config.log_format);
+  if (config.inherited_listener && (host_option->count() > 0 || port_option->count() > 0)) {
+    spdlog::warn("--host and --port are ignored: listening on the socket systemd passed");
+  }
   herd::Master master(std::move(config));
   return master.run();
 }

@@ -54,6 +54,7 @@ int Master::run() {
   spdlog::info("Master {} is running", ::getpid());
   if (!open_listener()) return 1;
   install_signal_handlers();
+  notifier_.start(base_.get());
 
   tick_event_.reset(event_new(base_.get(), -1, EV_PERSIST, on_tick, this));
   timeval tick = to_timeval(kTickPeriod);
@@ -68,13 +69,20 @@ int Master::run() {
 }
 
 bool Master::open_listener() {
-  ListenResult listener = open_listen_socket(config_.host, config_.port, config_.backlog);
+  bool inherited = config_.inherited_listener.valid();
+  ListenResult listener = inherited
+                              ? adopt_listen_socket(std::move(config_.inherited_listener))
+                              : open_listen_socket(config_.host, config_.port, config_.backlog);
   if (!listener.fd) {
     spdlog::critical("cannot listen: {}", listener.error);
     return false;
   }
   listen_fd_ = std::move(listener.fd);
-  listen_address_ = format_host_port(config_.host, listener.port);
+  listen_address_ = format_host_port(listener.host, listener.port);
+  if (inherited) {
+    spdlog::info("socket activation: using the listening socket inherited from systemd (fd {})",
+                 listen_fd_.get());
+  }
   if (!open_control_socket(listener.port) || !open_admin_endpoint()) return false;
   if (config_.schedule == Schedule::kNone) {
     // The workers accept; the master keeps the socket only to hand it on.
@@ -150,7 +158,7 @@ void Master::on_tick(evutil_socket_t, short, void* arg) {
 
 // One pass of the master's duties, in order: act on signals, reap the dead,
 // kill the unresponsive, keep the worker count, move a restart or reload on,
-// and finish a stop once every worker is gone.
+// finish a stop once every worker is gone, and tell systemd how things stand.
 void Master::supervise() {
   handle_signals();
   reap_workers();
@@ -159,6 +167,7 @@ void Master::supervise() {
   advance_replacements();
   expire_queued_connections();
   finish_stop_when_idle();
+  notifier_.progress(service_snapshot());
 }
 
 void Master::handle_signals() {
@@ -358,6 +367,7 @@ void Master::advance_replacements() {
 // `reload --wait` clients. After a failure the old workers keep serving.
 void Master::report_replacements(const ReplacementPlan::Outcome& outcome) {
   const char* what = outcome.reload ? "reload" : "restart";
+  if (outcome.reload) notifier_.reload_finished(service_snapshot());
   if (outcome.failure.empty()) {
     spdlog::info("{} done: replaced workers {}", what, nlohmann::json(outcome.replaced).dump());
     emit(what, {{"phase", "done"}, {"replaced", outcome.replaced}});
@@ -381,8 +391,13 @@ bool Master::start_reload(const std::vector<WorkerId>& workers) {
   if (!replacements_.start_reload(workers)) return false;
   ++reloads_total_;
   emit("reload", {{"phase", "start"}, {"workers", workers}});
+  notifier_.reload_started(service_snapshot());
   advance_replacements();
   return true;
+}
+
+ServiceSnapshot Master::service_snapshot() const {
+  return snapshot_of(workers_, dispatcher_.queued(), replacements_.reloading(), stopping_);
 }
 
 void Master::scale_to(std::size_t target) {
@@ -398,6 +413,7 @@ void Master::scale_to(std::size_t target) {
 
 void Master::begin_stop() {
   stopping_ = true;
+  notifier_.stopping(service_snapshot());
   spdlog::info("Shutting down: draining {} workers (SIGKILL after {} ms)",
                workers_.workers().size(), config_.kill_timeout.count());
   accept_event_.reset();

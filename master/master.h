@@ -29,6 +29,7 @@
 #include "master/control_handlers.h"
 #include "master/control_server.h"
 #include "master/dispatcher.h"
+#include "master/notifier.h"
 #include "master/replacement_plan.h"
 #include "master/worker_process.h"
 #include "master/worker_table.h"
@@ -38,6 +39,8 @@ namespace herd {
 struct MasterConfig {
   std::string host = "0.0.0.0";
   std::uint16_t port = 3000;
+  // Socket activation (LISTEN_FDS): listen on this instead of host:port.
+  UniqueFd inherited_listener;
   std::size_t workers = 1;
   WorkerCommand worker;
   std::size_t handoff_window = 16;
@@ -108,6 +111,7 @@ class Master {
   void scale_to(std::size_t target);
   bool start_reload(const std::vector<WorkerId>& workers);
   void report_replacements(const ReplacementPlan::Outcome& outcome);
+  ServiceSnapshot service_snapshot() const;
 
   // The control socket and the admin endpoint.
   bool open_control_socket(std::uint16_t port);
@@ -146,6 +150,7 @@ class Master {
   EventPtr tick_event_;
   std::vector<EventPtr> signal_events_;
   bool accepting_ = false;
+  Notifier notifier_;  // systemd's Type=notify; a no-op without NOTIFY_SOCKET
 
   Dispatcher dispatcher_;
   WorkerTable workers_;

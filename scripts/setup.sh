@@ -7,6 +7,7 @@ packages=(
   g++ cmake make pkg-config
   libevent-dev nlohmann-json3-dev libspdlog-dev libboost-dev libcli11-dev
   libgtest-dev libbenchmark-dev python3
+  libsystemd-dev  # sd_notify and socket activation; the herd binary only
   prometheus  # promtool, to check /metrics in the tests
   tmux  # the e2e tests run herdctl top in it and read its screen
 )

@@ -121,10 +121,20 @@ std::optional<ProcStat> read_proc_stat(pid_t pid) {
   return stat;
 }
 
-std::vector<std::string> child_environment() {
+// The test's environment minus HERD_*, changed by `changes` ("NAME=VALUE"
+// sets, a bare "NAME" removes).
+std::vector<std::string> child_environment(const std::vector<std::string>& changes) {
+  auto name_of = [](std::string_view entry) { return entry.substr(0, entry.find('=')); };
   std::vector<std::string> env;
   for (char** entry = environ; *entry != nullptr; ++entry) {
-    if (std::strncmp(*entry, "HERD_", 5) != 0) env.emplace_back(*entry);
+    if (std::strncmp(*entry, "HERD_", 5) == 0) continue;
+    bool changed = std::any_of(changes.begin(), changes.end(), [&](const std::string& change) {
+      return name_of(change) == name_of(*entry);
+    });
+    if (!changed) env.emplace_back(*entry);
+  }
+  for (const std::string& change : changes) {
+    if (change.find('=') != std::string::npos) env.push_back(change);
   }
   return env;
 }
@@ -215,7 +225,8 @@ std::optional<Milliseconds> process_cpu_time(pid_t pid) {
 
 // ---- HerdProcess ------------------------------------------------------------
 
-HerdProcess::HerdProcess(std::vector<std::string> args, std::string program)
+HerdProcess::HerdProcess(std::vector<std::string> args, std::string program,
+                         const std::vector<std::string>& env)
     : program_(std::move(program)) {
   int output_pipe[2];
   int wake_pipe[2];
@@ -236,7 +247,7 @@ HerdProcess::HerdProcess(std::vector<std::string> args, std::string program)
   // threads, so the child may only make async-signal-safe calls.
   std::vector<std::string> argv_strings{program_};
   argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-  std::vector<std::string> env_strings = child_environment();
+  std::vector<std::string> env_strings = child_environment(env);
   std::vector<char*> argv = as_argv(argv_strings);
   std::vector<char*> envp = as_argv(env_strings);
   pid_t parent = ::getpid();

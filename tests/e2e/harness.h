@@ -82,8 +82,10 @@ class HerdProcess {
  public:
   // Starts `program` with `args` (argv[0] excluded). The child gets the test's
   // environment minus every HERD_* variable, /dev/null as stdin, and dies with
-  // the test process (PR_SET_PDEATHSIG).
-  explicit HerdProcess(std::vector<std::string> args, std::string program = kHerdPath);
+  // the test process (PR_SET_PDEATHSIG). `env` changes that environment:
+  // "NAME=VALUE" sets NAME, a bare "NAME" removes it.
+  explicit HerdProcess(std::vector<std::string> args, std::string program = kHerdPath,
+                       const std::vector<std::string>& env = {});
   ~HerdProcess();
 
   HerdProcess(const HerdProcess&) = delete;
