@@ -51,6 +51,7 @@ int Master::run() {
   }
   ::signal(SIGPIPE, SIG_IGN);
   spdlog::info("Master {} is running", ::getpid());
+  output_ = std::make_unique<OutputCapture>(base_.get(), config_.log_format, nullptr);
   if (!open_listener()) return 1;
   install_signal_handlers();
 
@@ -194,9 +195,11 @@ void Master::reap_workers() {
     WorkerId id = record->id;
     bool expected = stopping_ || record->state == WorkerState::kDraining;
     // Acks the worker sent before dying still count; read them before its
-    // un-acked connections are re-dispatched.
+    // un-acked connections are re-dispatched. Its last lines are logged
+    // before its death.
     if (auto it = channels_.find(id); it != channels_.end()) read_channel(*it->second);
     close_channel(id);
+    output_->drain(id);
     nlohmann::json fields = worker_event_fields(*workers_.find(id));
     std::size_t slot = workers_.find(id)->slot;
     TimePoint now = Clock::now();
@@ -295,6 +298,8 @@ std::optional<WorkerId> Master::spawn_worker_into(std::size_t slot) {
     return std::nullopt;
   }
   WorkerRecord& record = workers_.add(id, slot, spawned.pid, Clock::now(), unix_time_ms());
+  output_->watch(id, slot, spawned.pid, std::move(spawned.stdout_pipe),
+                 std::move(spawned.stderr_pipe));
   if (config_.max_requests != 0) {
     // Jitter spreads recycling out so workers started together do not all
     // restart together.

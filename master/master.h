@@ -27,6 +27,7 @@
 #include "common/unique_fd.h"
 #include "master/control_server.h"
 #include "master/dispatcher.h"
+#include "master/output_capture.h"
 #include "master/replacement_plan.h"
 #include "master/worker_process.h"
 #include "master/worker_table.h"
@@ -143,6 +144,7 @@ class Master {
   Dispatcher dispatcher_;
   WorkerTable workers_;
   std::map<WorkerId, std::unique_ptr<Channel>> channels_;
+  std::unique_ptr<OutputCapture> output_;  // the workers' stdout and stderr
   struct HeldConnection {
     UniqueFd fd;
     TimePoint accepted_at;
