@@ -51,7 +51,11 @@ int Master::run() {
   }
   ::signal(SIGPIPE, SIG_IGN);
   spdlog::info("Master {} is running", ::getpid());
-  output_ = std::make_unique<OutputCapture>(base_.get(), config_.log_format, nullptr);
+  output_ = std::make_unique<OutputCapture>(
+      base_.get(), config_.log_format,
+      [this](WorkerId worker, OutputStream stream, const OutputLine& line) {
+        workers_.keep_output(worker, {unix_time_ms(), stream, line.text, line.cut});
+      });
   if (!open_listener()) return 1;
   install_signal_handlers();
 
@@ -195,8 +199,8 @@ void Master::reap_workers() {
     WorkerId id = record->id;
     bool expected = stopping_ || record->state == WorkerState::kDraining;
     // Acks the worker sent before dying still count; read them before its
-    // un-acked connections are re-dispatched. Its last lines are logged
-    // before its death.
+    // un-acked connections are re-dispatched. Its last lines go with its
+    // record into its slot's last exit.
     if (auto it = channels_.find(id); it != channels_.end()) read_channel(*it->second);
     close_channel(id);
     output_->drain(id);

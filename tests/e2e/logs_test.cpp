@@ -1,5 +1,6 @@
 // End-to-end: the workers' stdout and stderr as the master logs them (tagged
-// text or JSON), and workers that write huge lines or binary garbage.
+// text or JSON), a dead worker's last lines in `stats`, and workers that
+// write huge lines or binary garbage.
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -26,6 +27,7 @@ namespace {
 using nlohmann::json;
 
 constexpr const char* kRoguePath = HERD_BIN_DIR "/rogue_worker";
+constexpr const char* kHerdctlPath = HERD_BIN_DIR "/herdctl";
 constexpr std::size_t kMaxLineBytes = 16 * 1024;
 
 const std::regex kRequestHandled(
@@ -134,6 +136,132 @@ TEST(WorkerLogs, BinaryGarbageAndHugeLinesKeepTheJsonLogValid) {
   }
   EXPECT_EQ(cut_lines, 1);
   EXPECT_TRUE(saw_garbage) << "no line with replaced garbage";
+}
+
+// ---- a dead worker's last lines ------------------------------------------------
+
+// rogue_worker last-words, from tests/e2e/rogue_worker.cpp.
+const std::vector<std::pair<std::string, std::string>> kLastWords{
+    {"stdout", "rogue: starting up"},
+    {"stderr", "rogue: warning: something is wrong"},
+    {"stdout", "rogue: still trying"},
+    {"stderr", "rogue: fatal: giving up"},
+};
+
+// The lines of `stream` in kLastWords, in order.
+std::vector<std::string> last_words_of(const std::string& stream) {
+  std::vector<std::string> lines;
+  for (const auto& [from, line] : kLastWords) {
+    if (from == stream) lines.push_back(line);
+  }
+  return lines;
+}
+
+// Order is kept within each stream; between the two pipes, the master reads
+// whichever it reads first.
+void expect_last_words(const json& lines) {
+  ASSERT_TRUE(lines.is_array()) << lines.dump();
+  ASSERT_EQ(lines.size(), kLastWords.size()) << lines.dump();
+  std::map<std::string, std::vector<std::string>> by_stream;
+  for (const json& line : lines) {
+    EXPECT_TRUE(line.contains("time") && line["time"].is_number()) << line.dump();
+    EXPECT_FALSE(line.contains("cut")) << line.dump();
+    by_stream[line.value("stream", "")].push_back(line.value("line", ""));
+  }
+  EXPECT_EQ(by_stream["stdout"], last_words_of("stdout")) << lines.dump();
+  EXPECT_EQ(by_stream["stderr"], last_words_of("stderr")) << lines.dump();
+}
+
+TEST(WorkerLogs, StatsShowsTheLastLinesOfAWorkerThatDied) {
+  std::optional<Cluster> cluster =
+      start_cluster(1, {"--exec", kRoguePath, "--", "last-words", kWorkerPath});
+  ASSERT_TRUE(cluster);
+  HerdProcess& herd = *cluster->herd;
+  const LineMatch& first = cluster->ready.at(0);
+  ASSERT_EQ(first[2], "1") << first.line;
+  const std::string dead_pid = first[1];
+
+  std::optional<LineMatch> died = herd.wait_for_line(
+      std::regex("Worker " + dead_pid + R"( died \(code 3\))"), kLogTimeout, first.index);
+  ASSERT_TRUE(died) << herd.output();
+  ASSERT_TRUE(herd.wait_for_line(std::regex(R"(Worker (\d+) ready \(id 2, slot 0\))")))
+      << herd.output();
+  // Its lines were logged, the unfinished last one included, before its death.
+  std::optional<LineMatch> last = herd.wait_for_line(
+      std::regex(R"(\[worker 1 slot 0 pid )" + dead_pid + R"( stderr\] rogue: fatal: giving up$)"));
+  ASSERT_TRUE(last) << herd.output();
+  EXPECT_LT(last->index, died->index);
+
+  std::string path = control_path(*cluster);
+  std::optional<json> dead = control_request(path, {{"cmd", "stats"}, {"id", 1}});
+  ASSERT_TRUE(dead);
+  ASSERT_EQ(dead->value("ok", false), true) << dead->dump();
+  const json& record = dead->at("workers").at(0);
+  EXPECT_EQ(record.value("id", 0), 1) << record.dump();
+  EXPECT_EQ(record.value("state", ""), "exited") << record.dump();
+  EXPECT_EQ(record.value("pid", 0l), std::stol(dead_pid)) << record.dump();
+  EXPECT_EQ(record.at("exit"), json({{"code", 3}, {"signal", nullptr}})) << record.dump();
+  expect_last_words(record.at("last_lines"));
+
+  // Its successor's stats name it as the slot's last exit, with its lines.
+  std::optional<json> successor = control_request(path, {{"cmd", "stats"}, {"id", 2}});
+  ASSERT_TRUE(successor);
+  const json& current = successor->at("workers").at(0);
+  EXPECT_EQ(current.value("state", ""), "ready") << current.dump();
+  EXPECT_TRUE(current.at("last_lines").is_array()) << current.dump();
+  const json& last_exit = current.at("last_exit");
+  EXPECT_EQ(last_exit.value("id", 0), 1) << current.dump();
+  EXPECT_EQ(last_exit.value("code", 0), 3) << current.dump();
+  expect_last_words(last_exit.at("last_lines"));
+
+  // status keeps its shape: no lines there.
+  std::optional<json> status = control_request(path, {{"cmd", "status"}});
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->at("workers").at(0).at("last_exit"), json({{"code", 3}, {"signal", nullptr}}));
+}
+
+TEST(WorkerLogs, HerdctlStatsShowsADeadWorkersLastLines) {
+  std::optional<Cluster> cluster =
+      start_cluster(1, {"--exec", kRoguePath, "--", "last-words", kWorkerPath});
+  ASSERT_TRUE(cluster);
+  ASSERT_TRUE(cluster->herd->wait_for_line(std::regex(R"(Worker \d+ ready \(id 2, slot 0\))")))
+      << cluster->herd->output();
+  const std::string path = control_path(*cluster);
+
+  HerdProcess as_json({"-s", path, "stats", "1", "--json"}, kHerdctlPath);
+  ASSERT_EQ(as_json.wait_exit(kIoTimeout), std::optional<int>(0)) << as_json.output();
+  ASSERT_TRUE(as_json.wait_for_line(std::regex("^\\{"))) << as_json.output();
+  json reply = json::parse(as_json.output(), nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(reply.is_object()) << as_json.output();
+  expect_last_words(reply.at("workers").at(0).at("last_lines"));
+
+  HerdProcess dead({"-s", path, "stats", "1"}, kHerdctlPath);
+  ASSERT_EQ(dead.wait_exit(kIoTimeout), std::optional<int>(0)) << dead.output();
+  EXPECT_TRUE(dead.wait_for_line(std::regex(R"(^state: +exited$)"))) << dead.output();
+  EXPECT_TRUE(dead.wait_for_line(std::regex(R"(^exited: +code 3 at )"))) << dead.output();
+  std::optional<LineMatch> heading = dead.wait_for_line(std::regex("^last lines:$"));
+  ASSERT_TRUE(heading) << dead.output();
+  for (const auto& [stream, text] : kLastWords) {
+    std::optional<LineMatch> line = dead.wait_for_line(
+        std::regex(R"(^  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}  )" + stream + "  " + text + "$"),
+        kIoTimeout, heading->index + 1);
+    ASSERT_TRUE(line) << dead.output();
+    EXPECT_LE(line->index, heading->index + kLastWords.size()) << dead.output();
+  }
+
+  HerdProcess successor({"-s", path, "stats", "2"}, kHerdctlPath);
+  ASSERT_EQ(successor.wait_exit(kIoTimeout), std::optional<int>(0)) << successor.output();
+  EXPECT_TRUE(
+      successor.wait_for_line(std::regex(R"(^last lines of worker 1 \(pid \d+, code 3\):$)")))
+      << successor.output();
+  EXPECT_TRUE(successor.wait_for_line(std::regex(" stderr  rogue: fatal: giving up$")))
+      << successor.output();
+
+  HerdProcess unknown({"-s", path, "stats", "77"}, kHerdctlPath);
+  std::optional<int> status = unknown.wait_exit(kIoTimeout);
+  ASSERT_TRUE(status && WIFEXITED(*status)) << unknown.output();
+  EXPECT_EQ(WEXITSTATUS(*status), 1) << unknown.output();
+  EXPECT_TRUE(unknown.wait_for_line(std::regex("no worker with id 77"))) << unknown.output();
 }
 
 }  // namespace

@@ -18,6 +18,8 @@
 // Modes about the worker's output (tests/e2e/logs_test.cpp), for the first
 // worker (HERD_WORKER_ID 1) only; later ones exec REAL_WORKER, so the slot
 // settles:
+//   last-words     writes the kLastWords lines below to stdout and stderr, the
+//                  last one without a newline, says hello and ready, and exits 3
 //   flood          writes a 1 MiB line, a line of binary garbage and then
 //                  "rogue: after the flood" to stdout, and execs REAL_WORKER
 #include <poll.h>
@@ -29,6 +31,7 @@
 #include <iostream>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "common/fd_passing.h"
 #include "proto/messages.h"
@@ -36,6 +39,14 @@
 namespace {
 
 using namespace herd;
+
+// What last-words writes, in order.
+constexpr std::pair<int, const char*> kLastWords[] = {
+    {STDOUT_FILENO, "rogue: starting up\n"},
+    {STDERR_FILENO, "rogue: warning: something is wrong\r\n"},
+    {STDOUT_FILENO, "rogue: still trying\n"},
+    {STDERR_FILENO, "rogue: fatal: giving up"},
+};
 
 // Unbuffered, so nothing is lost to an exit that skips stdio's flush.
 void write_all(int fd, std::string_view bytes) {
@@ -90,7 +101,7 @@ int main(int argc, char** argv) {
   std::string mode = argv[1];
   const char* slot = std::getenv("HERD_WORKER_SLOT");
   const char* id = std::getenv("HERD_WORKER_ID");
-  bool output_mode = mode == "flood";
+  bool output_mode = mode == "last-words" || mode == "flood";
   bool misbehaves = output_mode ? id != nullptr && std::strcmp(id, "1") == 0
                                 : slot != nullptr && std::strcmp(slot, "0") == 0;
   if (mode == "flood" && misbehaves) write_flood();
@@ -107,7 +118,10 @@ int main(int argc, char** argv) {
   send(proto::Hello{proto::kProtocolVersion, ::getpid()});
   send(proto::Ready{});
 
-  if (mode == "garbage") {
+  if (mode == "last-words") {
+    for (const auto& [fd, text] : kLastWords) write_all(fd, text);
+    std::_Exit(3);
+  } else if (mode == "garbage") {
     send_message(3, "this is not json");
   } else if (mode == "unknown-type") {
     send_message(3, R"({"type":"bogus"})");
