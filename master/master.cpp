@@ -96,7 +96,7 @@ bool Master::open_listener() {
 }
 
 void Master::install_signal_handlers() {
-  for (int signal : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) {
+  for (int signal : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
     EventPtr event(evsignal_new(base_.get(), signal, on_signal, this));
     event_add(event.get(), nullptr);
     signal_events_.push_back(std::move(event));
@@ -142,6 +142,9 @@ void Master::on_signal(evutil_socket_t signal, short, void* arg) {
     case SIGHUP:
       master->reload_requested_ = true;
       break;
+    case SIGUSR1:
+      master->reopen_log_requested_ = true;
+      break;
   }
   master->supervise();
 }
@@ -175,6 +178,26 @@ void Master::handle_signals() {
     reload_requested_ = false;
     spdlog::info("SIGHUP: rolling reload of {} workers", workers_.target());
     start_reload(workers_.serving_workers());
+  }
+  if (reopen_log_requested_) {
+    reopen_log_requested_ = false;
+    reopen_log();
+  }
+}
+
+// SIGUSR1, as for nginx: after logrotate renamed the log file, go on in a new
+// file at --log-file's path. If that fails, keep the old one.
+void Master::reopen_log() {
+  std::string path = log_file_path();
+  if (path.empty()) {
+    spdlog::info("SIGUSR1: logging to stderr, no log file to reopen");
+    return;
+  }
+  std::string error;
+  if (reopen_log_file(error)) {
+    spdlog::info("SIGUSR1: reopened log file {}", path);
+  } else {
+    spdlog::error("SIGUSR1: {}; still writing to the file opened before", error);
   }
 }
 

@@ -93,6 +93,7 @@ class Master {
   // Supervision, in the order one pass runs it.
   void supervise();
   void handle_signals();
+  void reopen_log();
   void reap_workers();
   void murder_unresponsive_workers();
   void manage_workers();
@@ -157,6 +158,7 @@ class Master {
   bool child_exited_ = false;
   unsigned stop_requests_ = 0;
   bool reload_requested_ = false;
+  bool reopen_log_requested_ = false;  // SIGUSR1
 
   bool stopping_ = false;
   TimePoint started_at_;

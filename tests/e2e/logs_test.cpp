@@ -1,6 +1,6 @@
 // End-to-end: the workers' stdout and stderr as the master logs them (tagged
-// text or JSON), a dead worker's last lines in `stats`, and workers that
-// write huge lines or binary garbage.
+// text or JSON), --log-file and its reopening on SIGUSR1, a dead worker's last
+// lines in `stats`, and workers that write huge lines or binary garbage.
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -33,6 +33,69 @@ constexpr std::size_t kMaxLineBytes = 16 * 1024;
 const std::regex kRequestHandled(
     R"(^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \[worker (\d+) slot (\d+) pid (\d+) stderr\] )"
     R"(debug: Request handled by worker (\d+)$)");
+const std::regex kListening(R"(listening on 127\.0\.0\.1:(\d+))");
+
+// The whole file, or "" if it cannot be read.
+std::string read_file(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  std::ostringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
+
+std::size_t count_matches(const std::string& text, const std::regex& pattern) {
+  return static_cast<std::size_t>(std::distance(
+      std::sregex_iterator(text.begin(), text.end(), pattern), std::sregex_iterator()));
+}
+
+// Waits until the file at `path` has a match for `pattern`; returns the
+// match's groups ([0] the whole match), and the file's text in `text`.
+std::optional<std::vector<std::string>> wait_for_file_match(const std::string& path,
+                                                            const std::regex& pattern,
+                                                            std::string& text,
+                                                            Milliseconds timeout = kLogTimeout) {
+  std::smatch match;
+  bool found = wait_until(
+      [&] {
+        text = read_file(path);
+        return std::regex_search(text, match, pattern);
+      },
+      timeout);
+  if (!found) return std::nullopt;
+  return std::vector<std::string>(match.begin(), match.end());
+}
+
+// A master that logs to `log_file`, started by hand: its own output stays
+// empty, so start_cluster() cannot follow it.
+struct LoggingToFile {
+  TempDir dir;
+  std::string log_file = dir.path() + "/herd.log";
+  std::unique_ptr<HerdProcess> herd;
+  std::uint16_t port = 0;
+};
+
+std::optional<LoggingToFile> start_logging_to_file() {
+  LoggingToFile master;
+  master.herd = std::make_unique<HerdProcess>(std::vector<std::string>{
+      "--host", "127.0.0.1", "--port", "0", "--workers", "1", "--log-level", "debug", "--control",
+      master.dir.path() + "/control.sock", "--log-file", master.log_file});
+  if (master.herd->pid() < 0) {
+    ADD_FAILURE() << "cannot start herd: " << master.herd->start_error();
+    return std::nullopt;
+  }
+  std::string text;
+  std::optional<std::vector<std::string>> listening =
+      wait_for_file_match(master.log_file, kListening, text, kStartTimeout);
+  if (!listening || !wait_for_file_match(master.log_file, std::regex(R"(Worker \d+ ready)"), text,
+                                         kStartTimeout)) {
+    ADD_FAILURE() << "no 'listening' and 'ready' lines in " << master.log_file << ":\n"
+                  << text << "\nherd's own output:\n"
+                  << master.herd->output();
+    return std::nullopt;
+  }
+  master.port = static_cast<std::uint16_t>(std::stoul((*listening)[1]));
+  return master;
+}
 
 // ---- tagged lines --------------------------------------------------------------
 
@@ -262,6 +325,98 @@ TEST(WorkerLogs, HerdctlStatsShowsADeadWorkersLastLines) {
   ASSERT_TRUE(status && WIFEXITED(*status)) << unknown.output();
   EXPECT_EQ(WEXITSTATUS(*status), 1) << unknown.output();
   EXPECT_TRUE(unknown.wait_for_line(std::regex("no worker with id 77"))) << unknown.output();
+}
+
+// ---- --log-file ------------------------------------------------------------------
+
+TEST(LogFile, MasterAndWorkerLinesGoToTheFileCreated0640) {
+  std::optional<LoggingToFile> master = start_logging_to_file();
+  ASSERT_TRUE(master);
+
+  ASSERT_TRUE(http_get(master->port, "/").ok());
+  std::string text;
+  ASSERT_TRUE(wait_for_file_match(master->log_file, std::regex("Request handled by worker"), text))
+      << text;
+
+  struct stat info {};
+  ASSERT_EQ(::stat(master->log_file.c_str(), &info), 0);
+  mode_t mask = ::umask(0);
+  ::umask(mask);
+  EXPECT_EQ(info.st_mode & 0777, 0640 & ~mask);
+  EXPECT_TRUE(std::regex_search(text, std::regex(R"(\[master\] info: Master \d+ is running)")));
+  EXPECT_TRUE(std::regex_search(
+      text, std::regex(R"(\[worker 1 slot 0 pid \d+ stderr\] debug: Request handled by worker 1)")))
+      << text;
+  EXPECT_EQ(master->herd->output(), "") << "the master wrote to stderr despite --log-file";
+}
+
+TEST(LogFile, Sigusr1ReopensTheFileAtItsPath) {
+  std::optional<LoggingToFile> master = start_logging_to_file();
+  ASSERT_TRUE(master);
+  const std::regex handled("Request handled by worker");
+  std::string text;
+  ASSERT_TRUE(http_get(master->port, "/").ok());
+  ASSERT_TRUE(wait_for_file_match(master->log_file, handled, text)) << text;
+
+  // What logrotate does: rename, then tell the master.
+  const std::string rotated = master->log_file + ".1";
+  ASSERT_EQ(std::rename(master->log_file.c_str(), rotated.c_str()), 0);
+  ASSERT_TRUE(master->herd->send_signal(SIGUSR1));
+  ASSERT_TRUE(wait_for_file_match(master->log_file, std::regex("reopened log file"), text))
+      << "no new file at the path:\n"
+      << read_file(rotated);
+
+  ASSERT_TRUE(http_get(master->port, "/").ok());
+  ASSERT_TRUE(wait_for_file_match(master->log_file, handled, text))
+      << "a worker's line after the reopen is not in the new file:\n"
+      << text << "\nold file:\n"
+      << read_file(rotated);
+  std::string old_text = read_file(rotated);
+  EXPECT_EQ(count_matches(old_text, handled), 1u) << old_text;
+  EXPECT_EQ(count_matches(text, handled), 1u) << text;
+  EXPECT_EQ(old_text.find("reopened"), std::string::npos) << old_text;
+
+  ASSERT_TRUE(master->herd->send_signal(SIGTERM));
+  std::optional<int> status = master->herd->wait_exit(kStartTimeout);
+  ASSERT_TRUE(status);
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << describe_status(*status);
+  EXPECT_TRUE(std::regex_search(read_file(master->log_file), std::regex(R"(Master \d+ stopped)")));
+}
+
+TEST(LogFile, FailedReopenLogsWhyAndKeepsTheOldFile) {
+  std::optional<LoggingToFile> master = start_logging_to_file();
+  ASSERT_TRUE(master);
+  const std::string rotated = master->log_file + ".1";
+  ASSERT_EQ(std::rename(master->log_file.c_str(), rotated.c_str()), 0);
+  // A directory in the way: open() fails even for root.
+  ASSERT_EQ(::mkdir(master->log_file.c_str(), 0700), 0);
+
+  ASSERT_TRUE(master->herd->send_signal(SIGUSR1));
+  std::string text;
+  ASSERT_TRUE(wait_for_file_match(
+      rotated, std::regex("SIGUSR1: cannot open log file " + master->log_file + ": Is a directory"),
+      text))
+      << text;
+  ASSERT_TRUE(http_get(master->port, "/").ok());
+  EXPECT_TRUE(wait_for_file_match(rotated, std::regex("Request handled by worker"), text)) << text;
+  EXPECT_TRUE(pid_alive(master->herd->pid()));
+  ::rmdir(master->log_file.c_str());
+}
+
+TEST(LogFile, UnopenableFileIsAClearErrorAndExit2) {
+  TempDir dir;
+  const std::string missing = dir.path() + "/no/such/dir/herd.log";
+  HerdProcess herd({"--host", "127.0.0.1", "--port", "0", "--workers", "1", "--control",
+                    dir.path() + "/control.sock", "--log-file", missing});
+  ASSERT_GT(herd.pid(), 0) << herd.start_error();
+
+  std::optional<int> status = herd.wait_exit(kStartTimeout);
+  ASSERT_TRUE(status) << "herd did not exit";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 2) << describe_status(*status);
+  EXPECT_TRUE(herd.wait_for_line(
+      std::regex("cannot open log file " + missing + ": No such file or directory")))
+      << herd.output();
+  EXPECT_FALSE(herd.wait_for_line(kListening, Milliseconds{0})) << herd.output();
 }
 
 }  // namespace
