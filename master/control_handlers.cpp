@@ -58,6 +58,54 @@ json master_json(const Context& context) {
           {"restarts_total", context.workers.restarts_total()}};
 }
 
+json lines_json(const OutputRing& output) {
+  json lines = json::array();
+  for (const KeptLine& line : output.lines()) {
+    lines.push_back(
+        {{"time", line.unix_ms}, {"stream", to_string(line.stream)}, {"line", line.text}});
+    if (line.cut) lines.back()["cut"] = true;
+  }
+  return lines;
+}
+
+// A worker's fields plus its `last_lines`; its `last_exit` also names the
+// worker it is about and gives that worker's last lines.
+json worker_detail_json(const WorkerRecord& worker, const WorkerTable& table, TimePoint now) {
+  json object = worker_json(worker, table, now);
+  object["last_lines"] = lines_json(worker.output);
+  if (const ExitedWorker* previous = table.last_exited(worker.slot)) {
+    json& last_exit = object["last_exit"];
+    last_exit["id"] = previous->record.id;
+    last_exit["pid"] = previous->record.pid;
+    last_exit["exited_at"] = previous->exited_at_ms;
+    last_exit["last_lines"] = lines_json(previous->record.output);
+  }
+  return object;
+}
+
+// A worker that has exited, as its slot keeps it: its counters as of its
+// last heartbeat, how it ended and its last lines.
+json exited_worker_json(const ExitedWorker& exited) {
+  const WorkerRecord& worker = exited.record;
+  const proto::WorkerStats& stats = worker.stats;
+  return {{"id", worker.id},
+          {"slot", worker.slot},
+          {"pid", worker.pid},
+          {"state", to_string(WorkerState::kExited)},
+          {"started_at", worker.started_at_ms},
+          {"exited_at", exited.exited_at_ms},
+          {"uptime_ms", elapsed_ms(worker.spawned_at, exited.exited_at)},
+          {"exit", exit_json(exited.status)},
+          {"connections", worker.connections_handed},
+          {"requests", stats.requests},
+          {"responses", proto::response_counts_json(stats.responses)},
+          {"latency_us", latency_json(stats.latency_us)},
+          {"bytes_in", stats.bytes_in},
+          {"bytes_out", stats.bytes_out},
+          {"last_heartbeat_ms", elapsed_ms(worker.last_heartbeat, exited.exited_at)},
+          {"last_lines", lines_json(worker.output)}};
+}
+
 ControlDecision ping(const Context& context) {
   return {{{"ok", true}, {"pid", context.master.pid}, {"version", context.master.version}}};
 }
@@ -104,11 +152,19 @@ ControlDecision stats(const json& request, const Context& context) {
   proto::WorkerStats total;
   double rps = 0;
   if (id) {
-    const WorkerRecord* record = context.workers.find(*id);
-    if (record == nullptr) return {error_reply("no worker with id " + std::to_string(*id))};
-    workers.push_back(worker_json(*record, context.workers, context.now));
-    total = record->stats;
-    rps = record->request_rate.rate();
+    // One worker in detail: with its last lines, and those of its slot's
+    // last worker to exit; or a worker that has exited, while its slot keeps it.
+    if (const WorkerRecord* record = context.workers.find(*id)) {
+      workers.push_back(worker_detail_json(*record, context.workers, context.now));
+      total = record->stats;
+      rps = record->request_rate.rate();
+    } else if (const ExitedWorker* exited = context.workers.find_exited(*id)) {
+      workers.push_back(exited_worker_json(*exited));
+      total = exited->record.stats;
+    } else {
+      return {error_reply("no worker with id " + std::to_string(*id) +
+                          " (known: the running workers and the last to exit from each slot)")};
+    }
   } else {
     // Workers that have exited still count: totals never go down.
     total = context.workers.retired_stats();

@@ -155,6 +155,58 @@ std::string render_details(const std::vector<std::pair<std::string, std::string>
   return text;
 }
 
+// A worker's line, safe for a terminal: control characters (escape
+// sequences included) as \xHH; tabs stay.
+std::string printable_line(const std::string& text) {
+  std::string shown;
+  for (char c : text) {
+    auto byte = static_cast<unsigned char>(c);
+    if ((byte < 0x20 && c != '\t') || byte == 0x7F) {
+      shown += printf_string("\\x%02x", byte);
+    } else {
+      shown += c;
+    }
+  }
+  return shown;
+}
+
+// "<heading>:" then "  2025-11-25 07:30:01.123  stderr  the line" for each
+// of `lines` (the `last_lines` of a worker), or "<heading>: none".
+std::string output_lines_text(const std::string& heading, const json& lines, TimeZone zone) {
+  if (!lines.is_array() || lines.empty()) return heading + ": none\n";
+  std::string text = heading + ":\n";
+  for (const json& line : lines) {
+    std::string time = kMissing;
+    if (const json* unix_ms = field(line, "time"); unix_ms && unix_ms->is_number()) {
+      time = wall_time_text(unix_ms->get<std::int64_t>(), zone);
+    }
+    const json* cut = field(line, "cut");
+    const json* content = field(line, "line");
+    text += "  " + time + "  " + string_text(line, "stream") + "  " +
+            printable_line(content != nullptr && content->is_string() ? content->get<std::string>()
+                                                                      : std::string()) +
+            (cut != nullptr && *cut == true ? " [cut]" : "") + "\n";
+  }
+  return text;
+}
+
+// The last lines of a worker (`stats ID`) and of its slot's last worker to
+// exit, when the reply has them.
+std::string worker_output_text(const json& worker, TimeZone zone) {
+  std::string text;
+  if (const json* lines = field(worker, "last_lines")) {
+    text += "\n" + output_lines_text("last lines", *lines, zone);
+  }
+  const json* last_exit = field(worker, "last_exit");
+  if (const json* lines = last_exit ? field(*last_exit, "last_lines") : nullptr) {
+    text += "\n" +
+            output_lines_text("last lines of worker " + count_text(*last_exit, "id") + " (pid " +
+                                  count_text(*last_exit, "pid") + ", " + exit_text(last_exit) + ")",
+                              *lines, zone);
+  }
+  return text;
+}
+
 std::vector<std::pair<std::string, std::string>> traffic_details(const json& object) {
   return {
       {"requests", count_text(object, "requests")},
@@ -489,7 +541,15 @@ std::string format_worker_detail(const json& worker, TimeZone zone) {
                                     {"cpu", unit_text(worker, "cpu_pct", format_percent)},
                                     {"last heartbeat", heartbeat},
                                 });
-  return render_details(details);
+  if (const json* exit = field(worker, "exit")) {
+    // A worker that has exited (`stats ID` answers from its slot's last exit).
+    std::string exited = exit_text(exit);
+    if (const json* at = field(worker, "exited_at"); at && at->is_number()) {
+      exited += " at " + wall_time_text(at->get<std::int64_t>(), zone);
+    }
+    details.insert(details.begin() + 4, {"exited", exited});
+  }
+  return render_details(details) + worker_output_text(worker, zone);
 }
 
 std::string format_action(Command command, const json& reply) {

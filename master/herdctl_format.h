@@ -98,7 +98,8 @@ std::string format_backoff_slots(const nlohmann::json& reply);
 // view of the one worker instead; with an id, `total` repeats that worker's
 // own counters, so it is shown only when the worker is no longer listed.
 std::string format_stats(const nlohmann::json& reply, bool detailed);
-// key: value lines about one worker object.
+// key: value lines about one worker object (running, or exited: `exit`),
+// then its `last_lines` and its `last_exit`'s, when the object has them.
 std::string format_worker_detail(const nlohmann::json& worker, TimeZone zone = TimeZone::kLocal);
 // One line for restart, reload, scale and stop.
 std::string format_action(Command command, const nlohmann::json& reply);

@@ -132,6 +132,10 @@ int main(int argc, char** argv) {
   app.add_option("--log-format", log_format, "text or json")
       ->capture_default_str()
       ->check(CLI::IsMember({"text", "json"}));
+  std::string log_file;
+  app.add_option("--log-file", log_file,
+                 "Append the log (the workers' output included) to this file instead of "
+                 "stderr; SIGUSR1 reopens it (for logrotate)");
   std::vector<std::string> worker_args;
   app.add_option("worker-args", worker_args, "Arguments for the worker program (after --)");
   app.allow_extras(false);
@@ -212,7 +216,11 @@ int main(int argc, char** argv) {
       "HERD_LOG_FORMAT=" + log_format,
   };
 
-  herd::setup_logging("master", config.log_level, config.log_format);
+  std::string log_error;
+  if (!herd::setup_logging("master", config.log_level, config.log_format, log_file, log_error)) {
+    std::cerr << log_error << " (--log-file)\n";
+    return 2;
+  }
   if (config.inherited_listener && (host_option->count() > 0 || port_option->count() > 0)) {
     spdlog::warn("--host and --port are ignored: listening on the socket systemd passed");
   }

@@ -52,6 +52,11 @@ int Master::run() {
   }
   ::signal(SIGPIPE, SIG_IGN);
   spdlog::info("Master {} is running", ::getpid());
+  output_ = std::make_unique<OutputCapture>(
+      base_.get(), config_.log_format,
+      [this](WorkerId worker, OutputStream stream, const OutputLine& line) {
+        workers_.keep_output(worker, {unix_time_ms(), stream, line.text, line.cut});
+      });
   if (!open_listener()) return 1;
   install_signal_handlers();
   notifier_.start(base_.get());
@@ -100,7 +105,7 @@ bool Master::open_listener() {
 }
 
 void Master::install_signal_handlers() {
-  for (int signal : {SIGCHLD, SIGTERM, SIGINT, SIGHUP}) {
+  for (int signal : {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1}) {
     EventPtr event(evsignal_new(base_.get(), signal, on_signal, this));
     event_add(event.get(), nullptr);
     signal_events_.push_back(std::move(event));
@@ -146,6 +151,9 @@ void Master::on_signal(evutil_socket_t signal, short, void* arg) {
     case SIGHUP:
       master->reload_requested_ = true;
       break;
+    case SIGUSR1:
+      master->reopen_log_requested_ = true;
+      break;
   }
   master->supervise();
 }
@@ -181,6 +189,26 @@ void Master::handle_signals() {
     spdlog::info("SIGHUP: rolling reload of {} workers", workers_.target());
     start_reload(workers_.serving_workers());
   }
+  if (reopen_log_requested_) {
+    reopen_log_requested_ = false;
+    reopen_log();
+  }
+}
+
+// SIGUSR1, as for nginx: after logrotate renamed the log file, go on in a new
+// file at --log-file's path. If that fails, keep the old one.
+void Master::reopen_log() {
+  std::string path = log_file_path();
+  if (path.empty()) {
+    spdlog::info("SIGUSR1: logging to stderr, no log file to reopen");
+    return;
+  }
+  std::string error;
+  if (reopen_log_file(error)) {
+    spdlog::info("SIGUSR1: reopened log file {}", path);
+  } else {
+    spdlog::error("SIGUSR1: {}; still writing to the file opened before", error);
+  }
 }
 
 void Master::reap_workers() {
@@ -204,9 +232,11 @@ void Master::reap_workers() {
     WorkerId id = record->id;
     bool expected = stopping_ || record->state == WorkerState::kDraining;
     // Acks the worker sent before dying still count; read them before its
-    // un-acked connections are re-dispatched.
+    // un-acked connections are re-dispatched. Its last lines go with its
+    // record into its slot's last exit.
     if (auto it = channels_.find(id); it != channels_.end()) read_channel(*it->second);
     close_channel(id);
+    output_->drain(id);
     nlohmann::json fields = worker_event_fields(*workers_.find(id));
     std::size_t slot = workers_.find(id)->slot;
     TimePoint now = Clock::now();
@@ -306,6 +336,8 @@ std::optional<WorkerId> Master::spawn_worker_into(std::size_t slot) {
     return std::nullopt;
   }
   WorkerRecord& record = workers_.add(id, slot, spawned.pid, Clock::now(), unix_time_ms());
+  output_->watch(id, slot, spawned.pid, std::move(spawned.stdout_pipe),
+                 std::move(spawned.stderr_pipe));
   if (config_.max_requests != 0) {
     // Jitter spreads recycling out so workers started together do not all
     // restart together.

@@ -30,6 +30,7 @@
 #include "master/control_server.h"
 #include "master/dispatcher.h"
 #include "master/notifier.h"
+#include "master/output_capture.h"
 #include "master/replacement_plan.h"
 #include "master/worker_process.h"
 #include "master/worker_table.h"
@@ -98,6 +99,7 @@ class Master {
   // Supervision, in the order one pass runs it.
   void supervise();
   void handle_signals();
+  void reopen_log();
   void reap_workers();
   void murder_unresponsive_workers();
   void manage_workers();
@@ -155,6 +157,7 @@ class Master {
   Dispatcher dispatcher_;
   WorkerTable workers_;
   std::map<WorkerId, std::unique_ptr<Channel>> channels_;
+  std::unique_ptr<OutputCapture> output_;  // the workers' stdout and stderr
   struct HeldConnection {
     UniqueFd fd;
     TimePoint accepted_at;
@@ -169,6 +172,7 @@ class Master {
   bool child_exited_ = false;
   unsigned stop_requests_ = 0;
   bool reload_requested_ = false;
+  bool reopen_log_requested_ = false;  // SIGUSR1
 
   bool stopping_ = false;
   TimePoint started_at_;

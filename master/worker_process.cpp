@@ -31,6 +31,25 @@ std::vector<std::string> build_environment(const WorkerCommand& command, WorkerI
   return env;
 }
 
+// A pipe for one of the worker's output streams. Both ends are
+// close-on-exec (the child moves its end into place with dup2), so no other
+// worker holds it and the master sees end of file when this one exits. Only
+// the master's end is non-blocking.
+bool make_output_pipe(UniqueFd& read_end, UniqueFd& write_end, std::string& error) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    error = std::string("pipe2() failed: ") + std::strerror(errno);
+    return false;
+  }
+  read_end.reset(fds[0]);
+  write_end.reset(fds[1]);
+  if (::fcntl(read_end.get(), F_SETFL, O_NONBLOCK) != 0) {
+    error = std::string("fcntl(O_NONBLOCK) on a pipe failed: ") + std::strerror(errno);
+    return false;
+  }
+  return true;
+}
+
 std::vector<char*> as_argv(std::vector<std::string>& strings) {
   std::vector<char*> pointers;
   for (std::string& s : strings) pointers.push_back(s.data());
@@ -38,21 +57,36 @@ std::vector<char*> as_argv(std::vector<std::string>& strings) {
   return pointers;
 }
 
-[[noreturn]] void exec_child(int channel, int listen, pid_t master, char* const* argv,
-                             char* const* envp) {
+// Descriptors the child moves into place, as the master created them.
+struct ChildFds {
+  int channel;
+  int listen;  // -1 without --schedule none
+  int stdout_pipe;
+  int stderr_pipe;
+};
+
+[[noreturn]] void exec_child(ChildFds fds, pid_t master, char* const* argv, char* const* envp) {
   // Hear about the master's death even without reading the channel (SIGTERM,
   // so the worker can drain); if it is already gone, do not start at all.
   ::prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (::getppid() != master) ::_exit(127);
 
-  // Out of the way first: the listening socket may sit on fd 3 or 4.
-  if (listen >= 0 && (listen = ::fcntl(listen, F_DUPFD_CLOEXEC, 10)) < 0) ::_exit(127);
-  if (channel == kWorkerChannelFd) {
-    ::fcntl(channel, F_SETFD, 0);  // dup2 onto itself would keep FD_CLOEXEC
-  } else if (::dup2(channel, kWorkerChannelFd) < 0) {
+  // Out of the way first: the listening socket and the pipes may sit on the
+  // descriptors they and the channel are bound for (1 to 4).
+  for (int* fd : {&fds.listen, &fds.stdout_pipe, &fds.stderr_pipe}) {
+    if (*fd >= 0 && (*fd = ::fcntl(*fd, F_DUPFD_CLOEXEC, 10)) < 0) ::_exit(127);
+  }
+  if (fds.channel == kWorkerChannelFd) {
+    ::fcntl(fds.channel, F_SETFD, 0);  // dup2 onto itself would keep FD_CLOEXEC
+  } else if (::dup2(fds.channel, kWorkerChannelFd) < 0) {
     ::_exit(127);
   }
-  if (listen >= 0 && ::dup2(listen, kWorkerListenFd) < 0) ::_exit(127);
+  if (fds.listen >= 0 && ::dup2(fds.listen, kWorkerListenFd) < 0) ::_exit(127);
+  // From here on a failure can be told on the worker's own stderr, which the
+  // master logs.
+  if (::dup2(fds.stdout_pipe, STDOUT_FILENO) < 0 || ::dup2(fds.stderr_pipe, STDERR_FILENO) < 0) {
+    ::_exit(127);
+  }
 
   // The master's handlers (libevent's, which write to the master's own
   // signal pipe) and its ignored SIGPIPE must not reach the worker. Signals
@@ -82,6 +116,12 @@ SpawnedWorker spawn_worker(const WorkerCommand& command, WorkerId id, std::size_
     return result;
   }
   // Both ends are O_NONBLOCK; the worker's event loop wants that too.
+  UniqueFd stdout_write;
+  UniqueFd stderr_write;
+  if (!make_output_pipe(result.stdout_pipe, stdout_write, result.error) ||
+      !make_output_pipe(result.stderr_pipe, stderr_write, result.error)) {
+    return result;
+  }
 
   std::vector<std::string> argv_strings{command.program};
   argv_strings.insert(argv_strings.end(), command.args.begin(), command.args.end());
@@ -95,7 +135,10 @@ SpawnedWorker spawn_worker(const WorkerCommand& command, WorkerId id, std::size_
   sigfillset(&all);
   ::sigprocmask(SIG_SETMASK, &all, &previous);
   pid_t pid = ::fork();
-  if (pid == 0) exec_child(worker_end.get(), command.listen_fd, master, argv.data(), envp.data());
+  if (pid == 0) {
+    exec_child({worker_end.get(), command.listen_fd, stdout_write.get(), stderr_write.get()},
+               master, argv.data(), envp.data());
+  }
   int fork_errno = errno;
   ::sigprocmask(SIG_SETMASK, &previous, nullptr);
   if (pid < 0) {

@@ -30,15 +30,20 @@ struct WorkerCommand {
 };
 
 struct SpawnedWorker {
-  pid_t pid = -1;     // -1 on failure
-  UniqueFd channel;   // the master's end
-  std::string error;  // "fork() failed: ..." when pid == -1
+  pid_t pid = -1;        // -1 on failure
+  UniqueFd channel;      // the master's end
+  UniqueFd stdout_pipe;  // read ends of the worker's stdout and stderr:
+  UniqueFd stderr_pipe;  // O_NONBLOCK and close-on-exec
+  std::string error;     // "fork() failed: ..." when pid == -1
 };
 
 // Forks and execs one worker. The child gets only its channel (fd 3), the
-// listening socket (fd 4) if `command.listen_fd` is set, and stdio; every other descriptor of the
-// master is close-on-exec. The child gets SIGTERM when the master dies (PR_SET_PDEATHSIG), even if
-// exec fails.
+// listening socket (fd 4) if `command.listen_fd` is set, the master's stdin,
+// and pipes to the master as stdout and stderr (blocking on the worker's
+// side: a worker that writes faster than the master reads waits rather than
+// loses lines). Every other descriptor of the master is close-on-exec. The
+// child gets SIGTERM when the master dies (PR_SET_PDEATHSIG), even if exec
+// fails.
 SpawnedWorker spawn_worker(const WorkerCommand& command, WorkerId id, std::size_t slot);
 
 }  // namespace herd

@@ -89,7 +89,6 @@ std::optional<WorkerRecord> WorkerTable::remove_exited(pid_t pid, TimePoint now,
     slot.successor.reset();  // the replacement failed; the current worker stays
   } else if (slot.worker == record.id) {
     slot.worker.reset();
-    slot.last_exit = status;
     ++slot.restarts;
     ++restarts_total_;
     bool died_young = now - record.spawned_at < backoff_.young;
@@ -99,9 +98,11 @@ std::optional<WorkerRecord> WorkerTable::remove_exited(pid_t pid, TimePoint now,
       // The successor on its way takes the slot without a further spawn.
       slot.worker = std::exchange(slot.successor, std::nullopt);
     }
-  } else {
-    slot.last_exit = status;  // a replaced worker, drained after its successor took over
   }
+  // Current, failed successor or replaced (drained after its successor took
+  // over): it is the slot's most recent exit now.
+  std::int64_t lived_ms = std::chrono::duration_cast<Milliseconds>(now - record.spawned_at).count();
+  slot.last_exit = ExitedWorker{record, status, now, record.started_at_ms + lived_ms};
   return record;
 }
 
@@ -193,7 +194,7 @@ std::vector<SlotView> WorkerTable::slots() const {
   views.reserve(slots_.size());
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     const Slot& slot = slots_[i];
-    SlotView view{i, slot.worker, slot.successor, slot.restarts, slot.last_exit, std::nullopt};
+    SlotView view{i, slot.worker, slot.successor, slot.restarts, last_exit(i), std::nullopt};
     if (!slot.worker && !slot.successor) view.respawn_at = slot.respawn_at;
     views.push_back(view);
   }
@@ -205,7 +206,29 @@ std::uint64_t WorkerTable::restarts(std::size_t slot) const {
 }
 
 std::optional<ExitStatus> WorkerTable::last_exit(std::size_t slot) const {
-  return slot < slots_.size() ? slots_[slot].last_exit : std::nullopt;
+  const ExitedWorker* exited = last_exited(slot);
+  return exited != nullptr ? std::optional<ExitStatus>(exited->status) : std::nullopt;
+}
+
+const ExitedWorker* WorkerTable::last_exited(std::size_t slot) const {
+  if (slot >= slots_.size() || !slots_[slot].last_exit) return nullptr;
+  return &*slots_[slot].last_exit;
+}
+
+const ExitedWorker* WorkerTable::find_exited(WorkerId id) const {
+  for (const Slot& slot : slots_) {
+    if (slot.last_exit && slot.last_exit->record.id == id) return &*slot.last_exit;
+  }
+  return nullptr;
+}
+
+void WorkerTable::keep_output(WorkerId id, KeptLine line) {
+  if (WorkerRecord* record = find(id)) return record->output.add(std::move(line));
+  for (Slot& slot : slots_) {
+    if (slot.last_exit && slot.last_exit->record.id == id) {
+      return slot.last_exit->record.output.add(std::move(line));
+    }
+  }
 }
 
 }  // namespace herd

@@ -21,6 +21,7 @@
 #include "common/clock.h"
 #include "common/rate_window.h"
 #include "master/dispatcher.h"
+#include "master/worker_output.h"
 #include "proto/messages.h"
 
 namespace herd {
@@ -55,6 +56,15 @@ struct WorkerRecord {
   std::optional<TimePoint> kill_at;  // SIGKILL when reached (after SIGTERM or drain)
   std::uint64_t request_limit = 0;   // recycle after this many requests (0 = never)
   bool recycling = false;            // queued for replacement by a limit
+  OutputRing output;                 // the last lines it wrote to stdout and stderr
+};
+
+// A worker after its exit, as its slot keeps it for `stats`.
+struct ExitedWorker {
+  WorkerRecord record;  // as it was when it exited, its last lines included
+  ExitStatus status;
+  TimePoint exited_at;
+  std::int64_t exited_at_ms = 0;  // wall clock
 };
 
 // A slot as `status` shows it.
@@ -93,7 +103,8 @@ class WorkerTable {
   const WorkerRecord* find(WorkerId id) const;
   WorkerRecord* find_by_pid(pid_t pid);
 
-  // Forgets a reaped worker. If it was its slot's current worker, the slot is
+  // Retires a reaped worker: its slot keeps it as its last exit (replacing
+  // the one before). If it was its slot's current worker, the slot is
   // scheduled for respawn per the backoff (unless a successor is on its way);
   // if it was a successor, the replacement is off. Returns the record, or
   // nothing if the pid is not a worker of ours.
@@ -128,7 +139,18 @@ class WorkerTable {
   std::vector<SlotView> slots() const;
   std::uint64_t restarts(std::size_t slot) const;
   std::uint64_t restarts_total() const { return restarts_total_; }
+  // How the slot's most recent worker to exit ended: a predecessor of its
+  // current worker, or a successor that died before it was ready.
   std::optional<ExitStatus> last_exit(std::size_t slot) const;
+  // That worker, with its last lines; nullptr if the slot has lost none.
+  const ExitedWorker* last_exited(std::size_t slot) const;
+  // A worker that has exited and is still kept as its slot's last exit.
+  const ExitedWorker* find_exited(WorkerId id) const;
+
+  // Keeps a line worker `id` wrote, in its record, or in its slot's last
+  // exit when the line was read after the worker was reaped. Lines of a
+  // worker no longer kept are dropped.
+  void keep_output(WorkerId id, KeptLine line);
   // The cumulative stats of every worker that has exited (their last
   // heartbeat), so totals never go down when workers are replaced.
   const proto::WorkerStats& retired_stats() const { return retired_stats_; }
@@ -144,7 +166,7 @@ class WorkerTable {
     unsigned early_deaths = 0;
     TimePoint respawn_at{};
     std::uint64_t restarts = 0;
-    std::optional<ExitStatus> last_exit;
+    std::optional<ExitedWorker> last_exit;
   };
 
   RespawnBackoff backoff_;

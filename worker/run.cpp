@@ -96,7 +96,8 @@ int run(const App& app, const RunOptions& options) {
   spdlog::level::level_enum level = spdlog::level::from_str(env_text("HERD_LOG_LEVEL", "info"));
   LogFormat format = env_text("HERD_LOG_FORMAT", "text") == std::string("json") ? LogFormat::kJson
                                                                                 : LogFormat::kText;
-  setup_logging("worker " + std::to_string(settings.id), level, format);
+  // The master tags each line with the time and this worker's id, slot and pid.
+  setup_worker_logging(level, format);
 
   Worker worker(std::move(settings), app);
   return worker.run();

@@ -14,13 +14,24 @@
 //   silent         says hello and ready, then never sends another message
 //   refuse         refuses (ack accepted:false) every connection it is handed
 //   die-on-conn    exits without acking as soon as it is handed a connection
+//
+// Modes about the worker's output (tests/e2e/logs_test.cpp), for the first
+// worker (HERD_WORKER_ID 1) only; later ones exec REAL_WORKER, so the slot
+// settles:
+//   last-words     writes the kLastWords lines below to stdout and stderr, the
+//                  last one without a newline, says hello and ready, and exits 3
+//   flood          writes a 1 MiB line, a line of binary garbage and then
+//                  "rogue: after the flood" to stdout, and execs REAL_WORKER
 #include <poll.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "common/fd_passing.h"
 #include "proto/messages.h"
@@ -28,6 +39,35 @@
 namespace {
 
 using namespace herd;
+
+// What last-words writes, in order.
+constexpr std::pair<int, const char*> kLastWords[] = {
+    {STDOUT_FILENO, "rogue: starting up\n"},
+    {STDERR_FILENO, "rogue: warning: something is wrong\r\n"},
+    {STDOUT_FILENO, "rogue: still trying\n"},
+    {STDERR_FILENO, "rogue: fatal: giving up"},
+};
+
+// Unbuffered, so nothing is lost to an exit that skips stdio's flush.
+void write_all(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    ssize_t written = ::write(fd, bytes.data(), bytes.size());
+    if (written < 0 && errno == EINTR) continue;
+    if (written <= 0) return;
+    bytes.remove_prefix(static_cast<std::size_t>(written));
+  }
+}
+
+void write_flood() {
+  write_all(STDOUT_FILENO, std::string(1024 * 1024, 'x') + "\n");
+  std::string garbage;
+  for (int byte = 0; byte < 256; ++byte) {
+    if (byte != '\n') garbage += static_cast<char>(byte);
+  }
+  garbage += "\xc3\x28 \xed\xa0\x80 \xf0\x9f\x98";  // invalid UTF-8 sequences
+  write_all(STDOUT_FILENO, garbage + "\n");
+  write_all(STDOUT_FILENO, "rogue: after the flood\n");
+}
 
 void send(const proto::WorkerMessage& message, int fd = -1) {
   send_message(3, proto::encode(message), fd);
@@ -60,7 +100,12 @@ int main(int argc, char** argv) {
   }
   std::string mode = argv[1];
   const char* slot = std::getenv("HERD_WORKER_SLOT");
-  if (argc >= 3 && (slot == nullptr || std::strcmp(slot, "0") != 0)) {
+  const char* id = std::getenv("HERD_WORKER_ID");
+  bool output_mode = mode == "last-words" || mode == "flood";
+  bool misbehaves = output_mode ? id != nullptr && std::strcmp(id, "1") == 0
+                                : slot != nullptr && std::strcmp(slot, "0") == 0;
+  if (mode == "flood" && misbehaves) write_flood();
+  if (argc >= 3 && (!misbehaves || mode == "flood")) {
     ::execv(argv[2], argv + 2);
     std::cerr << "rogue_worker: exec " << argv[2] << " failed: " << std::strerror(errno) << "\n";
     return 127;
@@ -73,7 +118,10 @@ int main(int argc, char** argv) {
   send(proto::Hello{proto::kProtocolVersion, ::getpid()});
   send(proto::Ready{});
 
-  if (mode == "garbage") {
+  if (mode == "last-words") {
+    for (const auto& [fd, text] : kLastWords) write_all(fd, text);
+    std::_Exit(3);
+  } else if (mode == "garbage") {
     send_message(3, "this is not json");
   } else if (mode == "unknown-type") {
     send_message(3, R"({"type":"bogus"})");
@@ -92,7 +140,7 @@ int main(int argc, char** argv) {
       if (mode == "die-on-conn") std::_Exit(3);
       send(proto::Ack{{conn->seq}, false});
     }
-  } else if (mode != "silent") {
+  } else if (mode != "silent" && mode != "flood") {
     std::cerr << "rogue_worker: unknown mode " << mode << "\n";
     return 2;
   }

@@ -338,8 +338,85 @@ TEST(ControlHandlersTest, StatsWithUnknownIdIsAnError) {
   expect_error(handle(R"({"cmd":"stats","id":99})", table), "no worker with id 99");
 }
 
-TEST(ControlHandlersTest, StatsWithTheIdOfAnExitedWorkerIsAnError) {
+KeptLine line_at(std::int64_t unix_ms, OutputStream stream, std::string text) {
+  return KeptLine{unix_ms, stream, std::move(text), false};
+}
+
+TEST(ControlHandlersTest, StatsWithTheIdOfAnExitedWorkerAnswersFromItsSlot) {
+  WorkerTable table(1);
+  WorkerRecord& dying = spawn(table, 0, 100);
+  dying.stats.requests = 7;
+  dying.connections_handed = 8;
+  dying.last_heartbeat = kStart + seconds(20);
+  table.keep_output(1, line_at(kUnixMs + 1, OutputStream::kStdout, "starting"));
+  table.keep_output(1, line_at(kUnixMs + 2, OutputStream::kStderr, "fatal: out of cheese"));
+  table.remove_exited(100, kStart + seconds(30), ExitStatus{std::nullopt, SIGSEGV});
+  spawn(table, 0, 200, kStart + seconds(30));
+
+  json reply = handle(R"({"cmd":"stats","id":1})", table).reply;
+
+  ASSERT_EQ(reply["ok"], true) << reply.dump();
+  ASSERT_EQ(reply["workers"].size(), 1u) << reply.dump();
+  json worker = reply["workers"][0];
+  EXPECT_EQ(worker["id"], 1);
+  EXPECT_EQ(worker["slot"], 0);
+  EXPECT_EQ(worker["pid"], 100);
+  EXPECT_EQ(worker["state"], "exited");
+  EXPECT_EQ(worker["started_at"], kUnixMs);
+  EXPECT_EQ(worker["exited_at"], kUnixMs + 30000);
+  EXPECT_EQ(worker["uptime_ms"], 30000);
+  EXPECT_EQ(worker["last_heartbeat_ms"], 10000) << "silent for this long before it died";
+  EXPECT_EQ(worker["exit"], json::parse(R"({"code":null,"signal":11})"));
+  EXPECT_EQ(worker["requests"], 7);
+  EXPECT_EQ(worker["connections"], 8);
+  EXPECT_EQ(worker["last_lines"], json::parse(R"([
+    {"time":1700000000001,"stream":"stdout","line":"starting"},
+    {"time":1700000000002,"stream":"stderr","line":"fatal: out of cheese"}])"));
+  EXPECT_EQ(reply["total"]["requests"], 7);
+}
+
+TEST(ControlHandlersTest, StatsWithIdShowsTheWorkersLastLinesAndItsSlotsLastExit) {
+  WorkerTable table(1);
+  spawn(table, 0, 100);
+  table.keep_output(1, line_at(kUnixMs + 1, OutputStream::kStderr, "panic"));
+  table.remove_exited(100, kStart + seconds(30), ExitStatus{2, std::nullopt});
+  spawn(table, 0, 200, kStart + seconds(30)).state = WorkerState::kReady;
+  KeptLine cut = line_at(kUnixMs + 40000, OutputStream::kStdout, "partial");
+  cut.cut = true;
+  table.keep_output(2, cut);
+
+  json reply = handle(R"({"cmd":"stats","id":2})", table).reply;
+
+  ASSERT_EQ(reply["ok"], true) << reply.dump();
+  json worker = reply["workers"][0];
+  EXPECT_EQ(worker["state"], "ready");
+  EXPECT_EQ(worker["last_lines"], json::parse(R"([
+    {"time":1700000040000,"stream":"stdout","line":"partial","cut":true}])"));
+  EXPECT_EQ(worker["last_exit"], json::parse(R"({"code":2,"signal":null,"id":1,"pid":100,
+    "exited_at":1700000030000,"last_lines":[
+    {"time":1700000000001,"stream":"stderr","line":"panic"}]})"));
+}
+
+TEST(ControlHandlersTest, StatusAndStatsWithoutIdCarryNoLines) {
+  WorkerTable table(1);
+  spawn(table, 0, 100);
+  table.keep_output(1, line_at(kUnixMs, OutputStream::kStderr, "panic"));
+  table.remove_exited(100, kStart + seconds(30), ExitStatus{2, std::nullopt});
+  spawn(table, 0, 200, kStart + seconds(30));
+  table.keep_output(2, line_at(kUnixMs, OutputStream::kStderr, "hello"));
+
+  for (const char* request : {R"({"cmd":"status"})", R"({"cmd":"stats"})"}) {
+    json reply = handle(request, table).reply;
+    ASSERT_EQ(reply["workers"].size(), 1u) << reply.dump();
+    EXPECT_FALSE(reply["workers"][0].contains("last_lines")) << reply.dump();
+    EXPECT_EQ(reply["workers"][0]["last_exit"], json::parse(R"({"code":2,"signal":null})"));
+  }
+}
+
+TEST(ControlHandlersTest, StatsWithTheIdOfAnOlderExitedWorkerIsAnError) {
   WorkerTable table = table_with_history();
+  spawn(table, 1, 400);
+  table.remove_exited(300, kStart + seconds(60), ExitStatus{0, std::nullopt});  // now slot 1's
 
   expect_error(handle(R"({"cmd":"stats","id":1})", table), "no worker with id 1");
 }

@@ -345,6 +345,70 @@ TEST(HerdctlFormatTest, WorkerDetailShowsNoLastExitAsDash) {
   EXPECT_NE(text.find("last exit:           -\n"), std::string::npos) << text;
 }
 
+TEST(HerdctlFormatTest, WorkerDetailListsItsLastLinesAndThoseOfTheLastExit) {
+  json worker = sample_worker(3, 0, 4045);
+  worker["last_lines"] = json::parse(R"([
+    {"time":1764055801123,"stream":"stdout","line":"listening"},
+    {"time":1764055802000,"stream":"stderr","line":"tab\there, escape \u001b[31m","cut":true}])");
+  worker["last_exit"] = json::parse(R"({"code":null,"signal":11,"id":2,"pid":4000,
+    "exited_at":1764055800000,"last_lines":[
+    {"time":1764055799999,"stream":"stderr","line":"Segmentation fault"}]})");
+
+  std::string text = format_worker_detail(worker, TimeZone::kUtc);
+
+  EXPECT_NE(text.find("last exit:           signal SIGSEGV\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nlast lines:\n"
+                      "  2025-11-25 07:30:01.123  stdout  listening\n"
+                      "  2025-11-25 07:30:02.000  stderr  tab\there, escape \\x1b[31m [cut]\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("\nlast lines of worker 2 (pid 4000, signal SIGSEGV):\n"
+                      "  2025-11-25 07:29:59.999  stderr  Segmentation fault\n"),
+            std::string::npos)
+      << text;
+}
+
+TEST(HerdctlFormatTest, WorkerDetailSaysWhenThereAreNoLines) {
+  json worker = sample_worker(3, 0, 4045);
+  worker["last_lines"] = json::array();
+
+  std::string text = format_worker_detail(worker, TimeZone::kUtc);
+
+  EXPECT_NE(text.find("\nlast lines: none\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("last lines of"), std::string::npos) << text;
+}
+
+TEST(HerdctlFormatTest, DetailOfAnExitedWorkerSaysHowAndWhenItEnded) {
+  json worker = {{"id", 2},
+                 {"slot", 0},
+                 {"pid", 4000},
+                 {"state", "exited"},
+                 {"started_at", 1764055700000},
+                 {"exited_at", 1764055800000},
+                 {"uptime_ms", 100000},
+                 {"exit", {{"code", 3}, {"signal", nullptr}}},
+                 {"last_lines", json::array()}};
+  json reply = {{"ok", true}, {"workers", json::array({worker})}, {"total", json::object()}};
+
+  std::string text = format_stats(reply, true);
+
+  EXPECT_NE(text.find("state:               exited\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("exited:              code 3 at "), std::string::npos) << text;
+  EXPECT_NE(text.find("uptime:              1m 40s\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("last lines: none\n"), std::string::npos) << text;
+}
+
+TEST(HerdctlFormatTest, WorkerDetailSurvivesLinesOfTheWrongShape) {
+  json worker = sample_worker(3, 0, 4045);
+  worker["last_lines"] = json::parse(R"([42, {"line": 7}, {"stream": null}])");
+  worker["last_exit"] = {{"code", 1}, {"signal", nullptr}, {"last_lines", "nope"}};
+
+  std::string text = format_worker_detail(worker, TimeZone::kUtc);
+
+  EXPECT_NE(text.find("last lines:\n  -  -  \n"), std::string::npos) << text;
+  EXPECT_NE(text.find("last lines of worker - (pid -, code 1): none\n"), std::string::npos) << text;
+}
+
 // ---- one-line replies -----------------------------------------------------------
 
 TEST(HerdctlFormatTest, PingSaysWhoIsAlive) {

@@ -2,6 +2,7 @@
 
 #include <csignal>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -427,6 +428,108 @@ TEST(WorkerTableTest, StartingWorkerThatKeepsTalkingButNeverGetsReadyIsOverdue) 
   EXPECT_TRUE(table.overdue(spawned + std::chrono::milliseconds(1500), Milliseconds{2000}).empty());
   EXPECT_EQ(table.overdue(spawned + std::chrono::milliseconds(2001), Milliseconds{2000}),
             (std::vector<WorkerId>{worker.id}));
+}
+
+KeptLine kept(std::string text) {
+  return KeptLine{0, OutputStream::kStderr, std::move(text), false};
+}
+
+std::vector<std::string> texts(const OutputRing& output) {
+  std::vector<std::string> result;
+  for (const KeptLine& line : output.lines()) result.push_back(line.text);
+  return result;
+}
+
+TEST(WorkerTableTest, KeepsAWorkersLinesInItsRecord) {
+  WorkerTable table(1, test_backoff());
+  pid_t pid = spawn(table, 0, kStart);
+  WorkerId id = table.find_by_pid(pid)->id;
+
+  table.keep_output(id, kept("one"));
+  table.keep_output(id, kept("two"));
+
+  EXPECT_EQ(texts(table.find(id)->output), (std::vector<std::string>{"one", "two"}));
+}
+
+TEST(WorkerTableTest, SlotKeepsItsLastExitedWorkerWithItsLines) {
+  WorkerTable table(1, test_backoff());
+  pid_t pid = spawn(table, 0, kStart);
+  WorkerId id = table.find_by_pid(pid)->id;
+  table.keep_output(id, kept("last words"));
+
+  table.remove_exited(pid, kStart + hours(1), ExitStatus{std::nullopt, SIGSEGV});
+
+  const ExitedWorker* exited = table.find_exited(id);
+  ASSERT_NE(exited, nullptr);
+  EXPECT_EQ(exited, table.last_exited(0));
+  EXPECT_EQ(exited->record.pid, pid);
+  EXPECT_EQ(exited->record.state, WorkerState::kExited);
+  EXPECT_EQ(exited->status.signal, SIGSEGV);
+  EXPECT_EQ(exited->exited_at, kStart + hours(1));
+  EXPECT_EQ(exited->exited_at_ms, 1'700'000'000'000 + 3'600'000);
+  EXPECT_EQ(texts(exited->record.output), (std::vector<std::string>{"last words"}));
+  EXPECT_EQ(table.slots()[0].last_exit->signal, SIGSEGV);
+}
+
+TEST(WorkerTableTest, LinesReadAfterTheReapGoToTheExitedWorker) {
+  WorkerTable table(1, test_backoff());
+  pid_t pid = spawn(table, 0, kStart);
+  WorkerId id = table.find_by_pid(pid)->id;
+  table.remove_exited(pid, kStart + hours(1), ExitStatus{1, std::nullopt});
+
+  table.keep_output(id, kept("late"));
+  table.keep_output(999, kept("nobody's"));
+
+  EXPECT_EQ(texts(table.find_exited(id)->record.output), (std::vector<std::string>{"late"}));
+}
+
+TEST(WorkerTableTest, SlotKeepsOnlyItsMostRecentExit) {
+  WorkerTable table(2, test_backoff());
+  pid_t first = spawn(table, 0, kStart);
+  pid_t other_slot = spawn(table, 1, kStart);
+  WorkerId first_id = table.find_by_pid(first)->id;
+  WorkerId other_id = table.find_by_pid(other_slot)->id;
+  table.remove_exited(first, kStart + hours(1), ExitStatus{1, std::nullopt});
+  table.remove_exited(other_slot, kStart + hours(1), ExitStatus{2, std::nullopt});
+  pid_t second = spawn(table, 0, kStart + hours(1));
+  WorkerId second_id = table.find_by_pid(second)->id;
+
+  table.remove_exited(second, kStart + hours(2), ExitStatus{3, std::nullopt});
+
+  EXPECT_EQ(table.find_exited(first_id), nullptr);
+  ASSERT_NE(table.find_exited(second_id), nullptr);
+  ASSERT_NE(table.find_exited(other_id), nullptr) << "another slot's exit was dropped";
+  EXPECT_EQ(table.last_exit(0)->code, 3);
+  EXPECT_EQ(table.last_exit(1)->code, 2);
+}
+
+TEST(WorkerTableTest, ASuccessorThatDiesBeforeReadyIsItsSlotsLastExit) {
+  WorkerTable table(1, test_backoff());
+  pid_t current = spawn(table, 0, kStart);
+  pid_t successor = spawn(table, 0, kStart + hours(1));
+  WorkerId successor_id = table.find_by_pid(successor)->id;
+  table.keep_output(successor_id, kept("cannot bind"));
+
+  table.remove_exited(successor, kStart + hours(1), ExitStatus{1, std::nullopt});
+
+  EXPECT_TRUE(table.is_current(table.find_by_pid(current)->id));
+  EXPECT_EQ(table.restarts(0), 0u) << "the current worker was not replaced";
+  ASSERT_NE(table.last_exited(0), nullptr);
+  EXPECT_EQ(table.last_exited(0)->record.id, successor_id);
+  EXPECT_EQ(table.last_exit(0)->code, 1);
+  EXPECT_EQ(texts(table.last_exited(0)->record.output), (std::vector<std::string>{"cannot bind"}));
+}
+
+TEST(WorkerTableTest, AWorkerOfAScaledAwaySlotIsNotKept) {
+  WorkerTable table(2, test_backoff());
+  spawn(table, 0, kStart);
+  pid_t removed = spawn(table, 1, kStart);
+  WorkerId removed_id = table.find_by_pid(removed)->id;
+  table.set_target(1);
+
+  ASSERT_TRUE(table.remove_exited(removed, kStart + hours(1), ExitStatus{0, std::nullopt}));
+
+  EXPECT_EQ(table.find_exited(removed_id), nullptr);
 }
 
 }  // namespace
