@@ -21,7 +21,12 @@ std::vector<std::string> build_environment(const WorkerCommand& command, WorkerI
                                            std::size_t slot) {
   std::vector<std::string> env;
   for (char** entry = environ; *entry != nullptr; ++entry) {
-    if (std::strncmp(*entry, "HERD_", 5) != 0) env.emplace_back(*entry);
+    // The master's own settings, and systemd's notify socket: only the
+    // master speaks for the service (NotifyAccess=main).
+    if (std::strncmp(*entry, "HERD_", 5) == 0 || std::strncmp(*entry, "NOTIFY_SOCKET=", 14) == 0) {
+      continue;
+    }
+    env.emplace_back(*entry);
   }
   env.push_back("HERD_CHANNEL_FD=" + std::to_string(kWorkerChannelFd));
   env.push_back("HERD_WORKER_ID=" + std::to_string(id));

@@ -212,6 +212,15 @@ TEST(SystemdNotify, ReadyWithStatusOnceEveryWorkerIsReady) {
   ASSERT_TRUE(status);
   EXPECT_EQ(worker_states(*status), (std::vector<std::string>{"ready", "ready"})) << status->dump();
   EXPECT_EQ(herd->notify->count_lines("READY=1"), 1u) << herd->notify->dump();
+
+  // Only the master speaks for the service: the workers do not get the socket.
+  for (const json& worker : status->at("workers")) {
+    std::ifstream file("/proc/" + std::to_string(worker.at("pid").get<int>()) + "/environ");
+    std::string environment((std::istreambuf_iterator<char>(file)), {});
+    ASSERT_FALSE(environment.empty()) << "cannot read worker " << worker.at("pid");
+    EXPECT_EQ(environment.find("NOTIFY_SOCKET="), std::string::npos);
+    EXPECT_NE(environment.find("HERD_CHANNEL_FD="), std::string::npos);
+  }
 }
 
 TEST(SystemdNotify, ReloadingThenReadyAroundAReload) {
