@@ -143,6 +143,14 @@ ControlDecision status(const Context& context) {
            {"slots", slots_json(context)}}};
 }
 
+}  // namespace
+
+nlohmann::json status_reply(const MasterView& master, const WorkerTable& workers, TimePoint now) {
+  return status(Context{master, workers, now}).reply;
+}
+
+namespace {
+
 ControlDecision stats(const json& request, const Context& context) {
   std::string error;
   std::optional<std::uint64_t> id = unsigned_argument(request, "id", error);

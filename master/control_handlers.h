@@ -57,6 +57,9 @@ ControlDecision handle_control_request(std::string_view line, const MasterView& 
 
 nlohmann::json error_reply(const std::string& message);
 
+// The `status` reply, for the admin endpoint's /status.
+nlohmann::json status_reply(const MasterView& master, const WorkerTable& workers, TimePoint now);
+
 // One worker's fields, as in `status` and `stats` (proto/README.md).
 nlohmann::json worker_json(const WorkerRecord& worker, const WorkerTable& table, TimePoint now);
 

@@ -156,15 +156,20 @@ std::string render_details(const std::vector<std::pair<std::string, std::string>
 }
 
 // A worker's line, safe for a terminal: control characters (escape
-// sequences included) as \xHH; tabs stay.
+// sequences included) as \xHH; tabs stay. The line is valid UTF-8, so the
+// C1 controls (U+0080..U+009F, CSI among them) are 0xC2 0x80..0x9F.
 std::string printable_line(const std::string& text) {
   std::string shown;
-  for (char c : text) {
-    auto byte = static_cast<unsigned char>(c);
-    if ((byte < 0x20 && c != '\t') || byte == 0x7F) {
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    auto byte = static_cast<unsigned char>(text[i]);
+    auto next = i + 1 < text.size() ? static_cast<unsigned char>(text[i + 1]) : 0;
+    if ((byte < 0x20 && byte != '\t') || byte == 0x7F) {
       shown += printf_string("\\x%02x", byte);
+    } else if (byte == 0xC2 && next >= 0x80 && next <= 0x9F) {
+      shown += printf_string("\\u%04x", next);
+      ++i;
     } else {
-      shown += c;
+      shown += text[i];
     }
   }
   return shown;

@@ -175,7 +175,7 @@ void Master::supervise() {
   advance_replacements();
   expire_queued_connections();
   finish_stop_when_idle();
-  notifier_.progress(service_snapshot());
+  if (notifier_.enabled()) notifier_.progress(service_snapshot());
 }
 
 void Master::handle_signals() {
@@ -756,12 +756,10 @@ bool Master::open_admin_endpoint() {
   if (!config_.admin) return true;
   AdminServer::Sources sources;
   sources.metrics = [this] {
-    return render_metrics(view(), workers_, Clock::now(), ::sysconf(_SC_CLK_TCK));
+    return render_metrics(view(), workers_, Clock::now(), clock_ticks_per_second());
   };
   sources.unready_reason = [this] { return unready_reason(); };
-  sources.status = [this] {
-    return handle_control_request(R"({"cmd":"status"})", view(), workers_, Clock::now()).reply;
-  };
+  sources.status = [this] { return status_reply(view(), workers_, Clock::now()); };
   admin_ = std::make_unique<AdminServer>(base_.get(), std::move(sources));
   std::string error;
   if (!admin_->open(*config_.admin, error)) {
@@ -851,10 +849,10 @@ void Master::sample_resources(WorkerRecord& worker) {
   if (!sample) return;
   TimePoint now = Clock::now();
   if (worker.cpu_ticks != 0 && sample->cpu_ticks >= worker.cpu_ticks) {
-    static const long ticks_per_second = ::sysconf(_SC_CLK_TCK);
-    worker.cpu_pct = cpu_percent(
-        sample->cpu_ticks - worker.cpu_ticks,
-        std::chrono::duration_cast<Milliseconds>(now - worker.cpu_sampled_at), ticks_per_second);
+    worker.cpu_pct =
+        cpu_percent(sample->cpu_ticks - worker.cpu_ticks,
+                    std::chrono::duration_cast<Milliseconds>(now - worker.cpu_sampled_at),
+                    clock_ticks_per_second());
   }
   worker.cpu_ticks = sample->cpu_ticks;
   worker.cpu_sampled_at = now;

@@ -23,6 +23,9 @@ class Notifier {
   // WATCHDOG_USEC and WATCHDOG_PID, so the workers do not inherit them.
   void start(event_base* base);
 
+  // Whether NOTIFY_SOCKET is set: callers can skip building snapshots.
+  bool enabled() const { return enabled_; }
+
   // Each sends the notification the policy decides on, if any.
   void progress(const ServiceSnapshot& snapshot);
   void reload_started(const ServiceSnapshot& snapshot);

@@ -10,6 +10,11 @@
 
 namespace herd {
 
+long clock_ticks_per_second() {
+  static const long ticks = ::sysconf(_SC_CLK_TCK);
+  return ticks;
+}
+
 std::optional<ProcSample> parse_proc_stat(std::string_view stat, std::uint64_t page_kb) {
   std::size_t close = stat.rfind(')');
   if (close == std::string_view::npos) return std::nullopt;

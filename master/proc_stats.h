@@ -23,6 +23,9 @@ std::optional<ProcSample> parse_proc_stat(std::string_view stat, std::uint64_t p
 // Reads /proc/<pid>/stat; nullopt if the process is gone.
 std::optional<ProcSample> read_proc_sample(pid_t pid);
 
+// sysconf(_SC_CLK_TCK), read once: the unit of ProcSample::cpu_ticks.
+long clock_ticks_per_second();
+
 // CPU use between two samples as a percentage of one core.
 double cpu_percent(std::uint64_t ticks_elapsed, Milliseconds wall_elapsed, long ticks_per_second);
 

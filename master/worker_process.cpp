@@ -116,11 +116,12 @@ SpawnedWorker spawn_worker(const WorkerCommand& command, WorkerId id, std::size_
   SpawnedWorker result;
   UniqueFd master_end;
   UniqueFd worker_end;
+  // Both channel ends are O_NONBLOCK; the worker's event loop wants that too.
   if (!make_channel_pair(master_end, worker_end)) {
     result.error = std::string("socketpair() failed: ") + std::strerror(errno);
     return result;
   }
-  // Both ends are O_NONBLOCK; the worker's event loop wants that too.
+
   UniqueFd stdout_write;
   UniqueFd stderr_write;
   if (!make_output_pipe(result.stdout_pipe, stdout_write, result.error) ||

@@ -1,5 +1,7 @@
 #include "master/worker_table.h"
 
+#include <utility>
+
 #include <algorithm>
 #include <cstring>
 #include <string>
@@ -222,13 +224,14 @@ const ExitedWorker* WorkerTable::find_exited(WorkerId id) const {
   return nullptr;
 }
 
+ExitedWorker* WorkerTable::find_exited(WorkerId id) {
+  return const_cast<ExitedWorker*>(std::as_const(*this).find_exited(id));
+}
+
 void WorkerTable::keep_output(WorkerId id, KeptLine line) {
   if (WorkerRecord* record = find(id)) return record->output.add(std::move(line));
-  for (Slot& slot : slots_) {
-    if (slot.last_exit && slot.last_exit->record.id == id) {
-      return slot.last_exit->record.output.add(std::move(line));
-    }
-  }
+  // A reaped worker's last bytes may still be in its pipes.
+  if (ExitedWorker* exited = find_exited(id)) exited->record.output.add(std::move(line));
 }
 
 }  // namespace herd

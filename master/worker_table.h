@@ -146,6 +146,7 @@ class WorkerTable {
   const ExitedWorker* last_exited(std::size_t slot) const;
   // A worker that has exited and is still kept as its slot's last exit.
   const ExitedWorker* find_exited(WorkerId id) const;
+  ExitedWorker* find_exited(WorkerId id);
 
   // Keeps a line worker `id` wrote, in its record, or in its slot's last
   // exit when the line was read after the worker was reaped. Lines of a

@@ -59,25 +59,22 @@ TEST(Config, EnvironmentFillsWhatNeitherTheFileNorTheCommandLineSets) {
   std::string with_workers = write_file(dir, "workers.toml", "workers = 3\n");
   std::string control = dir.path() + "/control.sock";
 
-  // HerdProcess clears HERD_* from the child's environment; env(1) sets them.
-  HerdProcess from_env({"HERD_WORKERS=2", kHerdPath, "--config", config, "--control", control},
-                       "/usr/bin/env");
+  HerdProcess from_env({"--config", config, "--control", control}, kHerdPath, {"HERD_WORKERS=2"});
   ASSERT_EQ(from_env.wait_for_lines(kWorkerReady, 2).size(), 2u) << from_env.output();
   EXPECT_EQ(workers_target(control), 2u);
   ASSERT_TRUE(from_env.send_signal(SIGTERM));
   ASSERT_TRUE(from_env.wait_exit(kStartTimeout));
 
-  HerdProcess file_over_env({"HERD_WORKERS=2", kHerdPath, "--config", with_workers, "--host",
-                             "127.0.0.1", "--port", "0", "--control", control},
-                            "/usr/bin/env");
+  HerdProcess file_over_env(
+      {"--config", with_workers, "--host", "127.0.0.1", "--port", "0", "--control", control},
+      kHerdPath, {"HERD_WORKERS=2"});
   ASSERT_EQ(file_over_env.wait_for_lines(kWorkerReady, 3).size(), 3u) << file_over_env.output();
   EXPECT_EQ(workers_target(control), 3u);
   ASSERT_TRUE(file_over_env.send_signal(SIGTERM));
   ASSERT_TRUE(file_over_env.wait_exit(kStartTimeout));
 
-  HerdProcess flag_over_env(
-      {"HERD_WORKERS=2", kHerdPath, "--config", config, "--workers", "1", "--control", control},
-      "/usr/bin/env");
+  HerdProcess flag_over_env({"--config", config, "--workers", "1", "--control", control}, kHerdPath,
+                            {"HERD_WORKERS=2"});
   ASSERT_TRUE(flag_over_env.wait_for_line(kWorkerReady)) << flag_over_env.output();
   EXPECT_EQ(workers_target(control), 1u);
 }

@@ -349,7 +349,7 @@ TEST(HerdctlFormatTest, WorkerDetailListsItsLastLinesAndThoseOfTheLastExit) {
   json worker = sample_worker(3, 0, 4045);
   worker["last_lines"] = json::parse(R"([
     {"time":1764055801123,"stream":"stdout","line":"listening"},
-    {"time":1764055802000,"stream":"stderr","line":"tab\there, escape \u001b[31m","cut":true}])");
+    {"time":1764055802000,"stream":"stderr","line":"tab\there, escape \u001b[31m, csi \u009b2J","cut":true}])");
   worker["last_exit"] = json::parse(R"({"code":null,"signal":11,"id":2,"pid":4000,
     "exited_at":1764055800000,"last_lines":[
     {"time":1764055799999,"stream":"stderr","line":"Segmentation fault"}]})");
@@ -357,10 +357,12 @@ TEST(HerdctlFormatTest, WorkerDetailListsItsLastLinesAndThoseOfTheLastExit) {
   std::string text = format_worker_detail(worker, TimeZone::kUtc);
 
   EXPECT_NE(text.find("last exit:           signal SIGSEGV\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("\nlast lines:\n"
-                      "  2025-11-25 07:30:01.123  stdout  listening\n"
-                      "  2025-11-25 07:30:02.000  stderr  tab\there, escape \\x1b[31m [cut]\n"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find(
+          "\nlast lines:\n"
+          "  2025-11-25 07:30:01.123  stdout  listening\n"
+          "  2025-11-25 07:30:02.000  stderr  tab\there, escape \\x1b[31m, csi \\u009b2J [cut]\n"),
+      std::string::npos)
       << text;
   EXPECT_NE(text.find("\nlast lines of worker 2 (pid 4000, signal SIGSEGV):\n"
                       "  2025-11-25 07:29:59.999  stderr  Segmentation fault\n"),
