@@ -98,6 +98,12 @@ int main(int argc, char** argv) {
                  "Milliseconds a stopping or hung worker gets before SIGKILL")
       ->capture_default_str()
       ->check(CLI::Range(0L, 86400000L));
+  long shutdown_delay_ms = config.shutdown_delay.count();
+  app.add_option("--shutdown-delay", shutdown_delay_ms,
+                 "Milliseconds a graceful stop keeps accepting and serving after /readyz turns "
+                 "503, before it closes the listener and drains (for load balancers)")
+      ->capture_default_str()
+      ->check(CLI::Range(0L, 3600000L));
   long min_uptime_ms = config.backoff.young.count();
   long queue_timeout_ms = config.queue_timeout.count();
   std::uint64_t max_rss_mb = 0;
@@ -203,6 +209,7 @@ int main(int argc, char** argv) {
   config.heartbeat_interval = herd::Milliseconds{heartbeat_interval_ms};
   config.heartbeat_timeout = herd::Milliseconds{heartbeat_timeout_ms};
   config.kill_timeout = herd::Milliseconds{kill_timeout_ms};
+  config.shutdown_delay = herd::Milliseconds{shutdown_delay_ms};
   config.backoff.young = herd::Milliseconds{min_uptime_ms};
   config.queue_timeout = herd::Milliseconds{queue_timeout_ms};
   config.max_rss_kb = max_rss_mb * 1024;

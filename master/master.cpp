@@ -62,6 +62,7 @@ int Master::run() {
   notifier_.start(base_.get());
 
   tick_event_.reset(event_new(base_.get(), -1, EV_PERSIST, on_tick, this));
+  shutdown_delay_event_.reset(evtimer_new(base_.get(), on_shutdown_delay_over, this));
   timeval tick = to_timeval(kTickPeriod);
   event_add(tick_event_.get(), &tick);
 
@@ -162,6 +163,12 @@ void Master::on_tick(evutil_socket_t, short, void* arg) {
   static_cast<Master*>(arg)->supervise();
 }
 
+void Master::on_shutdown_delay_over(evutil_socket_t, short, void* arg) {
+  auto* master = static_cast<Master*>(arg);
+  master->drain_for_stop();
+  master->supervise();
+}
+
 // ---- supervision -----------------------------------------------------------
 
 // One pass of the master's duties, in order: act on signals, reap the dead,
@@ -179,12 +186,13 @@ void Master::supervise() {
 }
 
 void Master::handle_signals() {
-  if (stop_requests_ > 0 && !stopping_) {
+  if (stop_requests_ > 0 && !stop_announced_) {
     begin_stop();
-  } else if (stop_requests_ > 1 && stopping_) {
+  } else if (stop_requests_ > 1 && stop_announced_) {
+    if (!stopping_) drain_for_stop();  // the shutdown delay is cut short
     force_stop();
   }
-  if (reload_requested_ && !stopping_) {
+  if (reload_requested_ && !stop_announced_) {
     reload_requested_ = false;
     spdlog::info("SIGHUP: rolling reload of {} workers", workers_.target());
     start_reload(workers_.serving_workers());
@@ -429,7 +437,7 @@ bool Master::start_reload(const std::vector<WorkerId>& workers) {
 }
 
 ServiceSnapshot Master::service_snapshot() const {
-  return snapshot_of(workers_, dispatcher_.queued(), replacements_.reloading(), stopping_);
+  return snapshot_of(workers_, dispatcher_.queued(), replacements_.reloading(), stop_announced_);
 }
 
 void Master::scale_to(std::size_t target) {
@@ -443,9 +451,30 @@ void Master::scale_to(std::size_t target) {
   manage_workers();
 }
 
+// A graceful stop starts by saying so: /readyz answers 503 from here on. With
+// --shutdown-delay the master goes on accepting and serving for that long, so
+// a load balancer polling /readyz takes this host out while it still answers
+// (closing the listener first would race the balancer's next check); then
+// drain_for_stop().
 void Master::begin_stop() {
-  stopping_ = true;
+  stop_announced_ = true;
   notifier_.stopping(service_snapshot());
+  emit("stop", {{"shutdown_delay_ms", config_.shutdown_delay.count()}});
+  if (config_.shutdown_delay.count() > 0) {
+    spdlog::info("Stopping: /readyz answers 503; still serving for {} ms (--shutdown-delay), "
+                 "then draining",
+                 config_.shutdown_delay.count());
+    arm_timer(shutdown_delay_event_.get(), config_.shutdown_delay);
+    return;
+  }
+  drain_for_stop();
+}
+
+// Closes the listener and the queue, and drains every worker.
+void Master::drain_for_stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  event_del(shutdown_delay_event_.get());
   spdlog::info("Shutting down: draining {} workers (SIGKILL after {} ms)",
                workers_.workers().size(), config_.kill_timeout.count());
   accept_event_.reset();
@@ -459,7 +488,6 @@ void Master::begin_stop() {
   if (replacements_.in_flight() || replacements_.reloading() || !reload_waiters_.empty()) {
     report_replacements(replacements_.fail("the master is stopping"));
   }
-  emit("stop");
 }
 
 void Master::force_stop() {
@@ -776,7 +804,7 @@ bool Master::open_admin_endpoint() {
 // and the master is not stopping (it flips at the start of a graceful stop,
 // before the drain, so the balancer stops sending first).
 std::optional<std::string> Master::unready_reason() const {
-  if (stopping_) return "stopping";
+  if (stop_announced_) return "stopping";
   for (const auto& [id, worker] : workers_.workers()) {
     if (worker.state == WorkerState::kReady) return std::nullopt;
   }
@@ -790,7 +818,7 @@ MasterView Master::view() const {
   view.started_at = started_at_;
   view.listen = listen_address_;
   view.schedule = config_.schedule == Schedule::kNone ? "none" : "round-robin";
-  view.stopping = stopping_;
+  view.stopping = stop_announced_;
   view.reloading = replacements_.reloading();
   view.pending = dispatcher_.queued();
   view.connections_total = connections_total_;

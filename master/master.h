@@ -52,6 +52,9 @@ struct MasterConfig {
   Milliseconds heartbeat_interval{1000};
   Milliseconds heartbeat_timeout{10000};
   Milliseconds kill_timeout{10000};
+  // A graceful stop first turns /readyz to 503 and keeps serving this long,
+  // so a load balancer polling it takes the host out before the drain.
+  Milliseconds shutdown_delay{0};
   std::string control_path;           // empty: default_control_path(bound port)
   std::optional<AdminAddress> admin;  // --admin: the HTTP endpoint, off when empty
   int backlog = 4096;
@@ -92,6 +95,7 @@ class Master {
   static void on_channel_writable(evutil_socket_t fd, short what, void* arg);
   static void on_signal(evutil_socket_t signal, short what, void* arg);
   static void on_tick(evutil_socket_t fd, short what, void* arg);
+  static void on_shutdown_delay_over(evutil_socket_t fd, short what, void* arg);
 
   bool open_listener();
   void install_signal_handlers();
@@ -109,6 +113,7 @@ class Master {
   std::optional<WorkerId> spawn_worker_into(std::size_t slot);
   void drain_worker(WorkerRecord& worker);
   void begin_stop();
+  void drain_for_stop();
   void force_stop();
   void scale_to(std::size_t target);
   bool start_reload(const std::vector<WorkerId>& workers);
@@ -150,6 +155,7 @@ class Master {
   EventPtr accept_event_;
   EventPtr resume_accept_event_;
   EventPtr tick_event_;
+  EventPtr shutdown_delay_event_;
   std::vector<EventPtr> signal_events_;
   bool accepting_ = false;
   Notifier notifier_;  // systemd's Type=notify; a no-op without NOTIFY_SOCKET
@@ -174,6 +180,10 @@ class Master {
   bool reload_requested_ = false;
   bool reopen_log_requested_ = false;  // SIGUSR1
 
+  // A graceful stop has two phases. Announced: /readyz answers 503 and
+  // nothing else changes, for --shutdown-delay. Stopping: the listener is
+  // closed and every worker drains. stopping_ implies stop_announced_.
+  bool stop_announced_ = false;
   bool stopping_ = false;
   TimePoint started_at_;
   std::mt19937_64 random_;  // for --max-requests-jitter

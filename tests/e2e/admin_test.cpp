@@ -197,6 +197,47 @@ TEST(AdminEndpoint, ReadyzTurns503WhenAGracefulStopBegins) {
   EXPECT_EQ(describe_status(*status), describe_status(0));
 }
 
+// --shutdown-delay: after SIGTERM /readyz says 503 but new connections are
+// still served until the delay is over; only then the listener closes.
+TEST(AdminEndpoint, ShutdownDelayKeepsServingWhileReadyzSays503) {
+  constexpr Milliseconds kDelay{1500};
+  std::optional<AdminCluster> herd =
+      start_with_admin(1, {"--shutdown-delay", std::to_string(kDelay.count())});
+  ASSERT_TRUE(herd);
+  auto signalled_at = std::chrono::steady_clock::now();
+  ASSERT_TRUE(herd->cluster.herd->send_signal(SIGTERM));
+  ASSERT_TRUE(herd->cluster.herd->wait_for_line(std::regex("Stopping: /readyz answers 503")));
+
+  HttpReadResult ready = http_get(herd->admin_port, "/readyz");
+  ASSERT_TRUE(ready.ok()) << ready.error;
+  EXPECT_EQ(ready.responses[0].status, 503u);
+  HttpReadResult served = http_get(herd->cluster.port, "/");
+  ASSERT_TRUE(served.ok()) << served.error;
+  EXPECT_EQ(served.responses[0].status, 200u) << "a new connection is served during the delay";
+  EXPECT_LT(elapsed_ms(signalled_at), kDelay.count())
+      << "too slow to observe the delay; the checks above may have run after it";
+
+  ASSERT_TRUE(herd->cluster.herd->wait_for_line(std::regex("Shutting down: draining 1 workers")));
+  EXPECT_GE(elapsed_ms(signalled_at), kDelay.count()) << "drained before the delay was over";
+  HttpClient refused(herd->cluster.port);
+  EXPECT_FALSE(refused.connected()) << "the listener is closed once the drain begins";
+  std::optional<int> status = herd->cluster.herd->wait_exit(kStartTimeout);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(describe_status(*status), describe_status(0));
+}
+
+// A second stop signal does not wait out the delay: it drains and kills now.
+TEST(AdminEndpoint, SecondSignalCutsTheShutdownDelayShort) {
+  std::optional<AdminCluster> herd = start_with_admin(1, {"--shutdown-delay", "600000"});
+  ASSERT_TRUE(herd);
+  ASSERT_TRUE(herd->cluster.herd->send_signal(SIGTERM));
+  ASSERT_TRUE(herd->cluster.herd->wait_for_line(std::regex("Stopping: /readyz answers 503")));
+  ASSERT_TRUE(herd->cluster.herd->send_signal(SIGTERM));
+  std::optional<int> status = herd->cluster.herd->wait_exit(kStartTimeout);
+  ASSERT_TRUE(status) << "still waiting out a 10-minute delay after a second SIGTERM";
+  EXPECT_EQ(describe_status(*status), describe_status(0));
+}
+
 TEST(AdminEndpoint, BadRequestsGetClearAnswersAndChangeNothing) {
   std::optional<AdminCluster> herd = start_with_admin(1);
   ASSERT_TRUE(herd);
