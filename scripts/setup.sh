@@ -10,6 +10,8 @@ packages=(
   libsystemd-dev  # sd_notify and socket activation; the herd binary only
   prometheus  # promtool, to check /metrics in the tests
   tmux  # the e2e tests run herdctl top in it and read its screen
+  python3-yaml  # tests/deploy reads the Kubernetes manifests
+  iproute2 haproxy nginx  # the multi-host test: network namespaces and two balancers
 )
 
 missing=()
