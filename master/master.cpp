@@ -461,9 +461,10 @@ void Master::begin_stop() {
   notifier_.stopping(service_snapshot());
   emit("stop", {{"shutdown_delay_ms", config_.shutdown_delay.count()}});
   if (config_.shutdown_delay.count() > 0) {
-    spdlog::info("Stopping: /readyz answers 503; still serving for {} ms (--shutdown-delay), "
-                 "then draining",
-                 config_.shutdown_delay.count());
+    spdlog::info(
+        "Stopping: /readyz answers 503; still serving for {} ms (--shutdown-delay), "
+        "then draining",
+        config_.shutdown_delay.count());
     arm_timer(shutdown_delay_event_.get(), config_.shutdown_delay);
     return;
   }

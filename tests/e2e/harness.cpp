@@ -21,6 +21,7 @@
 #include <boost/beast/http/string_body.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -192,6 +193,103 @@ std::string describe_status(int status) {
 
 std::regex exact_worker_line(pid_t pid, const std::string& rest) {
   return std::regex("Worker " + std::to_string(pid) + " " + rest);
+}
+
+std::vector<std::string> RunResult::out_lines() const {
+  std::vector<std::string> lines;
+  std::istringstream stream(out);
+  for (std::string line; std::getline(stream, line);) lines.push_back(line);
+  return lines;
+}
+
+std::ostream& operator<<(std::ostream& stream, const RunResult& result) {
+  return stream << "exit " << result.exit_code << "\n--- stdout ---\n"
+                << result.out << "--- stderr ---\n"
+                << result.err << (result.error.empty() ? "" : "--- error ---\n" + result.error);
+}
+
+RunResult run_program(const std::vector<std::string>& args,
+                      const std::optional<std::vector<std::string>>& environment,
+                      Milliseconds timeout) {
+  RunResult result;
+  std::array<int, 2> out_pipe{};
+  std::array<int, 2> err_pipe{};
+  if (::pipe2(out_pipe.data(), O_CLOEXEC) != 0) {
+    result.error = std::string("pipe2() failed: ") + std::strerror(errno);
+    return result;
+  }
+  UniqueFd out_read(out_pipe[0]), out_write(out_pipe[1]);
+  if (::pipe2(err_pipe.data(), O_CLOEXEC) != 0) {
+    result.error = std::string("pipe2() failed: ") + std::strerror(errno);
+    return result;
+  }
+  UniqueFd err_read(err_pipe[0]), err_write(err_pipe[1]);
+
+  // Built before fork(): the test process has threads, so the child may only
+  // make async-signal-safe calls.
+  auto pointers = [](std::vector<std::string>& strings) {
+    std::vector<char*> list;
+    for (std::string& text : strings) list.push_back(text.data());
+    list.push_back(nullptr);
+    return list;
+  };
+  std::vector<std::string> argv_strings = args;
+  std::vector<std::string> env_strings;
+  if (environment) {
+    env_strings = *environment;
+  } else {
+    for (char** entry = environ; *entry != nullptr; ++entry) env_strings.emplace_back(*entry);
+  }
+  std::vector<char*> argv = pointers(argv_strings);
+  std::vector<char*> envp = pointers(env_strings);
+
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    result.error = std::string("fork() failed: ") + std::strerror(errno);
+    return result;
+  }
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null >= 0) ::dup2(null, STDIN_FILENO);
+    ::dup2(out_write.get(), STDOUT_FILENO);
+    ::dup2(err_write.get(), STDERR_FILENO);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execvpe(argv[0], argv.data(), envp.data());
+    ::_exit(127);
+  }
+  out_write.reset();
+  err_write.reset();
+
+  Clock::time_point deadline = Clock::now() + timeout;
+  std::array<pollfd, 2> fds{{{out_read.get(), POLLIN, 0}, {err_read.get(), POLLIN, 0}}};
+  std::array<std::string*, 2> sinks{&result.out, &result.err};
+  while (fds[0].fd >= 0 || fds[1].fd >= 0) {
+    auto left = std::chrono::duration_cast<Milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) {
+      ::kill(pid, SIGKILL);
+      result.error = args[0] + " ran longer than " + std::to_string(timeout.count()) + " ms";
+      break;
+    }
+    if (::poll(fds.data(), fds.size(), static_cast<int>(left)) < 0 && errno != EINTR) break;
+    for (std::size_t index = 0; index < fds.size(); ++index) {
+      if (fds[index].fd < 0 || fds[index].revents == 0) continue;
+      char buffer[4096];
+      ssize_t count = ::read(fds[index].fd, buffer, sizeof(buffer));
+      if (count > 0) {
+        sinks[index]->append(buffer, static_cast<std::size_t>(count));
+      } else if (count == 0 || errno != EINTR) {
+        fds[index].fd = -1;  // EOF; the UniqueFd still owns it
+      }
+    }
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  return result;
 }
 
 bool wait_until(const std::function<bool()>& predicate, Milliseconds timeout) {

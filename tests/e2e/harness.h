@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <iosfwd>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -60,6 +61,27 @@ std::regex exact_worker_line(pid_t pid, const std::string& rest);
 // CPU time `pid` has used so far (utime + stime from /proc/<pid>/stat), or
 // nullopt once it is gone.
 std::optional<Milliseconds> process_cpu_time(pid_t pid);
+
+// What a program run to completion by run_program() did.
+struct RunResult {
+  int exit_code = -1;  // -1 unless it exited normally
+  std::string out;
+  std::string err;
+  std::string error;  // why it could not be run or waited for
+
+  std::vector<std::string> out_lines() const;
+};
+
+std::ostream& operator<<(std::ostream& stream, const RunResult& result);
+
+inline constexpr Milliseconds kRunTimeout{15000};
+
+// Runs `args` (args[0] a path or a name on PATH) with stdin from /dev/null and
+// stdout and stderr captured apart, in `environment` ("NAME=value" entries;
+// the test's own when nullopt). SIGKILLed if it runs past `timeout`.
+RunResult run_program(const std::vector<std::string>& args,
+                      const std::optional<std::vector<std::string>>& environment = std::nullopt,
+                      Milliseconds timeout = kRunTimeout);
 
 // A log line that matched a pattern.
 struct LineMatch {

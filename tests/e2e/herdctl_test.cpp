@@ -41,122 +41,23 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kHerdctlPath = HERD_BIN_DIR "/herdctl";
-constexpr Milliseconds kRunTimeout{15000};
 
 // ---- running herdctl --------------------------------------------------------
 
-struct RunResult {
-  int exit_code = -1;  // -1 unless it exited normally
-  std::string out;
-  std::string err;
-  std::string error;  // why it could not be run or waited for
-
-  std::vector<std::string> out_lines() const {
-    std::vector<std::string> lines;
-    std::istringstream stream(out);
-    for (std::string line; std::getline(stream, line);) lines.push_back(line);
-    return lines;
-  }
-};
-
-std::ostream& operator<<(std::ostream& stream, const RunResult& result) {
-  return stream << "exit " << result.exit_code << "\n--- stdout ---\n"
-                << result.out << "--- stderr ---\n"
-                << result.err << (result.error.empty() ? "" : "--- error ---\n" + result.error);
-}
-
-// Runs herdctl with `args`, stdout and stderr captured apart, in the test's
-// environment minus HERD_* and XDG_RUNTIME_DIR, plus `env` ("NAME=value").
-// SIGKILLed if it runs past `timeout`.
+// Runs herdctl with `args` in the test's environment minus HERD_* and
+// XDG_RUNTIME_DIR, plus `env` ("NAME=value").
 RunResult run_herdctl(const std::vector<std::string>& args,
-                      const std::vector<std::string>& env = {},
-                      Milliseconds timeout = kRunTimeout) {
-  RunResult result;
-  std::array<int, 2> out_pipe{};
-  std::array<int, 2> err_pipe{};
-  if (::pipe2(out_pipe.data(), O_CLOEXEC) != 0) {
-    result.error = std::string("pipe2() failed: ") + std::strerror(errno);
-    return result;
-  }
-  UniqueFd out_read(out_pipe[0]), out_write(out_pipe[1]);
-  if (::pipe2(err_pipe.data(), O_CLOEXEC) != 0) {
-    result.error = std::string("pipe2() failed: ") + std::strerror(errno);
-    return result;
-  }
-  UniqueFd err_read(err_pipe[0]), err_write(err_pipe[1]);
-
-  // Built before fork(): the test process has threads, so the child may only
-  // make async-signal-safe calls.
-  std::vector<std::string> argv_strings{kHerdctlPath};
-  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-  std::vector<std::string> env_strings;
+                      const std::vector<std::string>& env = {}) {
+  std::vector<std::string> argv{kHerdctlPath};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<std::string> environment;
   for (char** entry = environ; *entry != nullptr; ++entry) {
     if (std::strncmp(*entry, "HERD_", 5) == 0) continue;
     if (std::strncmp(*entry, "XDG_RUNTIME_DIR=", 16) == 0) continue;
-    env_strings.emplace_back(*entry);
+    environment.emplace_back(*entry);
   }
-  env_strings.insert(env_strings.end(), env.begin(), env.end());
-  auto pointers = [](std::vector<std::string>& strings) {
-    std::vector<char*> list;
-    for (std::string& text : strings) list.push_back(text.data());
-    list.push_back(nullptr);
-    return list;
-  };
-  std::vector<char*> argv = pointers(argv_strings);
-  std::vector<char*> envp = pointers(env_strings);
-
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    result.error = std::string("fork() failed: ") + std::strerror(errno);
-    return result;
-  }
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (null >= 0) ::dup2(null, STDIN_FILENO);
-    ::dup2(out_write.get(), STDOUT_FILENO);
-    ::dup2(err_write.get(), STDERR_FILENO);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execve(argv[0], argv.data(), envp.data());
-    ::_exit(127);
-  }
-  out_write.reset();
-  err_write.reset();
-
-  Clock::time_point deadline = Clock::now() + timeout;
-  std::array<pollfd, 2> fds{{{out_read.get(), POLLIN, 0}, {err_read.get(), POLLIN, 0}}};
-  std::array<std::string*, 2> sinks{&result.out, &result.err};
-  bool timed_out = false;
-  while (fds[0].fd >= 0 || fds[1].fd >= 0) {
-    auto left = std::chrono::duration_cast<Milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) {
-      timed_out = true;
-      break;
-    }
-    int ready = ::poll(fds.data(), fds.size(), static_cast<int>(left));
-    if (ready < 0 && errno != EINTR) break;
-    for (std::size_t index = 0; index < fds.size(); ++index) {
-      if (fds[index].fd < 0 || fds[index].revents == 0) continue;
-      char buffer[4096];
-      ssize_t count = ::read(fds[index].fd, buffer, sizeof(buffer));
-      if (count > 0) {
-        sinks[index]->append(buffer, static_cast<std::size_t>(count));
-      } else if (count == 0 || errno != EINTR) {
-        fds[index].fd = -1;  // EOF; the UniqueFd still owns it
-      }
-    }
-  }
-  if (timed_out) {
-    ::kill(pid, SIGKILL);
-    result.error = "herdctl ran longer than " + std::to_string(timeout.count()) + " ms";
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-  return result;
+  environment.insert(environment.end(), env.begin(), env.end());
+  return run_program(argv, environment);
 }
 
 // Runs `herdctl -s <socket> <args>`.
@@ -902,7 +803,7 @@ TEST(Herdctl, StopEndsTheMasterAndTheEventsStream) {
   std::optional<int> events_status = events.wait_exit(kIoTimeout);
   ASSERT_TRUE(events_status) << events.output();
   EXPECT_TRUE(WIFEXITED(*events_status) && WEXITSTATUS(*events_status) == 0) << events.output();
-  EXPECT_TRUE(events.wait_for_line(std::regex("  stop$"))) << events.output();
+  EXPECT_TRUE(events.wait_for_line(std::regex("  stop +shutdown_delay_ms=0$"))) << events.output();
 
   RunResult after = herdctl(socket, {"ping"});
   EXPECT_EQ(after.exit_code, 2) << after;

@@ -32,94 +32,11 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kHerdctlPath = HERD_BIN_DIR "/herdctl";
-constexpr Milliseconds kRunTimeout{15000};
 // The view refreshes every second; this covers a first frame under ASan on a
 // loaded machine, and the master's rps window filling.
 constexpr Milliseconds kScreenTimeout{20000};
 
-// ---- running programs -------------------------------------------------------
-
-struct RunResult {
-  int exit_code = -1;  // -1 unless it exited normally
-  std::string out;
-  std::string err;
-  std::string error;  // why it could not be run or waited for
-};
-
-std::ostream& operator<<(std::ostream& stream, const RunResult& result) {
-  return stream << "exit " << result.exit_code << "\n--- stdout ---\n"
-                << result.out << "--- stderr ---\n"
-                << result.err << (result.error.empty() ? "" : "--- error ---\n" + result.error);
-}
-
-// Runs `args` (args[0] a path or a name on PATH) with stdin from /dev/null and
-// stdout and stderr captured apart; SIGKILLed if it runs past `timeout`.
-RunResult run_program(const std::vector<std::string>& args, Milliseconds timeout = kRunTimeout) {
-  RunResult result;
-  std::array<int, 2> out_pipe{};
-  std::array<int, 2> err_pipe{};
-  if (::pipe2(out_pipe.data(), O_CLOEXEC) != 0 || ::pipe2(err_pipe.data(), O_CLOEXEC) != 0) {
-    result.error = std::string("pipe2() failed: ") + std::strerror(errno);
-    return result;
-  }
-  UniqueFd out_read(out_pipe[0]), out_write(out_pipe[1]);
-  UniqueFd err_read(err_pipe[0]), err_write(err_pipe[1]);
-
-  // Built before fork(): the test process has threads, so the child may only
-  // make async-signal-safe calls.
-  std::vector<std::string> strings = args;
-  std::vector<char*> argv;
-  for (std::string& text : strings) argv.push_back(text.data());
-  argv.push_back(nullptr);
-
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    result.error = std::string("fork() failed: ") + std::strerror(errno);
-    return result;
-  }
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (null >= 0) ::dup2(null, STDIN_FILENO);
-    ::dup2(out_write.get(), STDOUT_FILENO);
-    ::dup2(err_write.get(), STDERR_FILENO);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execvp(argv[0], argv.data());
-    ::_exit(127);
-  }
-  out_write.reset();
-  err_write.reset();
-
-  Clock::time_point deadline = Clock::now() + timeout;
-  std::array<pollfd, 2> fds{{{out_read.get(), POLLIN, 0}, {err_read.get(), POLLIN, 0}}};
-  std::array<std::string*, 2> sinks{&result.out, &result.err};
-  while (fds[0].fd >= 0 || fds[1].fd >= 0) {
-    auto left = std::chrono::duration_cast<Milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) {
-      ::kill(pid, SIGKILL);
-      result.error = args[0] + " ran longer than " + std::to_string(timeout.count()) + " ms";
-      break;
-    }
-    if (::poll(fds.data(), fds.size(), static_cast<int>(left)) < 0 && errno != EINTR) break;
-    for (std::size_t index = 0; index < fds.size(); ++index) {
-      if (fds[index].fd < 0 || fds[index].revents == 0) continue;
-      char buffer[4096];
-      ssize_t count = ::read(fds[index].fd, buffer, sizeof(buffer));
-      if (count > 0) {
-        sinks[index]->append(buffer, static_cast<std::size_t>(count));
-      } else if (count == 0 || errno != EINTR) {
-        fds[index].fd = -1;  // EOF; the UniqueFd still owns it
-      }
-    }
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-  return result;
-}
+// ---- reading output ---------------------------------------------------------
 
 std::vector<std::string> split_lines(const std::string& text) {
   std::vector<std::string> lines;
@@ -181,7 +98,7 @@ std::vector<pid_t> ready_pids(const Cluster& cluster) {
 }
 
 bool tmux_installed() {
-  return run_program({"tmux", "-V"}, Milliseconds{5000}).exit_code == 0;
+  return run_program({"tmux", "-V"}, std::nullopt, Milliseconds{5000}).exit_code == 0;
 }
 
 // ---- a private tmux server --------------------------------------------------
@@ -246,7 +163,7 @@ class TmuxServer {
   RunResult tmux(const std::vector<std::string>& args) {
     std::vector<std::string> command{"tmux", "-u", "-L", name_, "-f", config_};
     command.insert(command.end(), args.begin(), args.end());
-    return run_program(command, Milliseconds{10000});
+    return run_program(command, std::nullopt, Milliseconds{10000});
   }
 
  private:
