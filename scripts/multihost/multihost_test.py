@@ -40,6 +40,7 @@ NGINX_CONFIG = os.path.join(SOURCE_DIR, "deploy", "nginx.conf")
 SKIP_EXIT_CODE = 77
 
 HOSTS = 3
+WORKERS_PER_HOST = 2  # so a reload replaces one slot after another
 HTTP_PORT = 3000
 ADMIN_PORT = 9090
 BALANCER_PORT = 80
@@ -89,7 +90,7 @@ def process_gone(pid):
     try:
         with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
             return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone before, or while, it was read
         return True
 
 
@@ -149,7 +150,7 @@ class Herd:
         # file system, so each gets its own path.
         self.process = Process(self.namespace, [
             os.path.join(bin_dir, "herd"), "--host", "0.0.0.0", "--port", str(HTTP_PORT),
-            "--workers", "1", "--admin", f"0.0.0.0:{ADMIN_PORT}", "--control", self.control,
+            "--workers", str(WORKERS_PER_HOST), "--admin", f"0.0.0.0:{ADMIN_PORT}", "--control", self.control,
             "--shutdown-delay", str(SHUTDOWN_DELAY_MS), "--kill-timeout", str(KILL_TIMEOUT_MS),
             "--heartbeat-interval", "200"], self.log_path)
 
@@ -168,7 +169,8 @@ class Herd:
         return [worker for worker in status["workers"] if worker["state"] == "ready"]
 
     def wait_ready(self):
-        return wait_until(lambda: self.process.running() and self.ready_workers(),
+        return wait_until(lambda: self.process.running() and
+                          len(self.ready_workers()) == WORKERS_PER_HOST,
                           START_TIMEOUT_S, interval=0.05)
 
     def reload(self):
@@ -182,7 +184,7 @@ class Herd:
             raise AssertionError(f"{self.name}: reload failed: {reload.stdout}{reload.stderr}")
         done = time.monotonic()
         after = {worker["pid"] for worker in self.ready_workers()}
-        if not after or before & after:
+        if len(after) != WORKERS_PER_HOST or before & after:
             raise AssertionError(f"{self.name}: workers {before} were not replaced: {after}")
         if not wait_until(lambda: all(process_gone(pid) for pid in before), STEP_TIMEOUT_S):
             raise AssertionError(f"{self.name}: old workers {before} never exited")
