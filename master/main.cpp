@@ -7,10 +7,10 @@
 #include <climits>
 #include <filesystem>
 #include <iostream>
-#include <thread>
 
 #include "common/listen_socket.h"
 #include "common/log.h"
+#include "master/available_cpus.h"
 #include "master/master.h"
 #include "master/socket_activation.h"
 
@@ -21,11 +21,6 @@ std::string default_worker_program() {
   std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
   if (error) return "herd-worker";
   return (self.parent_path() / "herd-worker").string();
-}
-
-std::size_t cpu_count() {
-  unsigned count = std::thread::hardware_concurrency();
-  return count == 0 ? 1 : count;
 }
 
 // Every long option can also come from HERD_<NAME> (--log-level ->
@@ -48,7 +43,7 @@ void name_environment_variables(CLI::App& app) {
 
 int main(int argc, char** argv) {
   herd::MasterConfig config;
-  config.workers = cpu_count();
+  config.workers = herd::available_cpus();
   config.worker.program = default_worker_program();
   long heartbeat_interval_ms = config.heartbeat_interval.count();
   long heartbeat_timeout_ms = config.heartbeat_timeout.count();
@@ -69,7 +64,10 @@ int main(int argc, char** argv) {
       app.add_option("--port", config.port,
                      "TCP port to listen on; 0 picks a free one; ignored under socket activation")
           ->capture_default_str();
-  app.add_option("--workers", config.workers, "Number of worker processes (default: CPUs)")
+  app.add_option(
+         "--workers", config.workers,
+         "Number of worker processes (default: the CPUs herd may use: its affinity, capped by a "
+         "cgroup CPU limit)")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{1024}));
   app.add_option("--exec", config.worker.program,

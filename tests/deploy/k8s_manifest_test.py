@@ -425,8 +425,8 @@ class ManifestTest(unittest.TestCase):
 
     def test_workers_match_the_cpu_request(self):
         workers = self.options.given("workers")
-        self.assertIsNotNone(workers, "set --workers: herd's default counts the node's CPUs, "
-                                      "not the pod's")
+        self.assertIsNotNone(workers, "set --workers: without a CPU limit herd's default is "
+                                      "one worker per node CPU, not per requested CPU")
         cpu = self.manifest.resources("requests").get("cpu")
         self.assertIsNotNone(cpu, "no CPU request")
         self.assertEqual(int(workers), max(1, math.floor(parse_cpu(cpu) + 0.5)),
