@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <ctime>
 #include <exception>
@@ -22,6 +23,40 @@ void append_number(std::string& output, std::size_t value) {
   char digits[24];
   auto [end, ec] = std::to_chars(digits, digits + sizeof(digits), value);
   output.append(digits, end);
+}
+
+// RFC 9112 6.3: a request's Transfer-Encoding must end in chunked, and chunked
+// is the only coding herd decodes. Returns the status to refuse the request
+// with, or 0: 400 for anything that does not end in chunked, 501 for codings
+// before it.
+unsigned transfer_encoding_refusal(const http::request_parser<http::string_body>& parser) {
+  const auto& fields = parser.get();
+  auto [first, last] = fields.equal_range(http::field::transfer_encoding);
+  if (first == last) return 0;
+  std::vector<std::string_view> codings;
+  for (auto field = first; field != last; ++field) {
+    std::string_view value = field->value();
+    while (!value.empty()) {
+      std::size_t comma = value.find(',');
+      std::string_view coding = value.substr(0, comma);
+      value = comma == std::string_view::npos ? std::string_view{} : value.substr(comma + 1);
+      while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t')) {
+        coding.remove_prefix(1);
+      }
+      while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t')) {
+        coding.remove_suffix(1);
+      }
+      if (!coding.empty()) codings.push_back(coding);
+    }
+  }
+  auto is_chunked = [](std::string_view coding) {
+    return coding.size() == 7 &&
+           std::equal(coding.begin(), coding.end(), "chunked", [](char a, char b) {
+             return static_cast<char>(std::tolower(static_cast<unsigned char>(a))) == b;
+           });
+  };
+  if (codings.empty() || !is_chunked(codings.back())) return 400;
+  return codings.size() == 1 ? 0 : 501;
 }
 
 // 204 and 304 carry no body (RFC 9110 15.3.5, 15.4.5).
@@ -128,9 +163,54 @@ HttpSession::~HttpSession() {
 void HttpSession::reset_parser() {
   parser_.emplace();
   header_consumed_ = 0;
+  header_scanned_ = 0;
+  last_scanned_ = '\0';
+  header_scan_done_ = false;
   parser_->header_limit(static_cast<std::uint32_t>(limits_.header_bytes));
   parser_->body_limit(limits_.body_bytes);
   parser_->eager(true);
+}
+
+// obs-fold is a line of the header that starts with SP or HTAB. Beast would
+// join it to the line before; a proxy in front may not (RFC 9112 5.2 lets a
+// server refuse it). The scan jumps from one LF to the next and stops at the
+// blank line, so body bytes are never looked at.
+bool HttpSession::scan_for_obs_fold(std::string_view window) {
+  // The parser consumes only what has been scanned: whole lines.
+  if (header_scan_done_ || header_scanned_ < header_consumed_) return false;
+  std::size_t from = header_scanned_ - header_consumed_;
+  if (from >= window.size()) return false;
+  std::string_view fresh = window.substr(from);
+  // A line break split between feeds: the LF was the last byte scanned.
+  std::size_t at = 0;
+  if (last_scanned_ != '\n') {
+    at = fresh.find('\n');
+    if (at == std::string_view::npos) {
+      header_scanned_ += fresh.size();
+      last_scanned_ = fresh.back();
+      return false;
+    }
+    ++at;
+  }
+  // `at` is the start of a line.
+  while (at < fresh.size()) {
+    char first = fresh[at];
+    if (first == ' ' || first == '\t') return true;
+    if (first == '\n' || (first == '\r' && at + 1 < fresh.size() && fresh[at + 1] == '\n')) {
+      header_scan_done_ = true;
+      return false;
+    }
+    if (first == '\r' && at + 1 == fresh.size()) break;  // CR; its LF comes next feed
+    std::size_t next = fresh.find('\n', at);
+    if (next == std::string_view::npos) {
+      at = fresh.size();
+      break;
+    }
+    at = next + 1;
+  }
+  header_scanned_ += at;
+  last_scanned_ = at == 0 ? last_scanned_ : fresh[at - 1];
+  return false;
 }
 
 HttpSession::FeedResult HttpSession::feed(std::string_view input, TimePoint now) {
@@ -148,11 +228,31 @@ HttpSession::FeedResult HttpSession::feed(std::string_view input, TimePoint now)
     bool in_header = !parser_->is_header_done();
     bool capped = in_header && rest.size() > limits_.header_bytes - header_consumed_;
     if (capped) rest = rest.substr(0, limits_.header_bytes - header_consumed_);
+    if (in_header && scan_for_obs_fold(rest)) {
+      ++result.requests;
+      respond_error(400, request_started_);
+      break;
+    }
     boost::system::error_code error;
     std::size_t used = parser_->put(boost::asio::const_buffer(rest.data(), rest.size()), error);
     result.consumed += used;
     if (in_header && !parser_->is_header_done()) header_consumed_ += used;
+    // The header just ended (the body may have begun in the same bytes).
+    if (in_header && parser_->is_header_done() && (!error || error == http::error::need_more)) {
+      if (unsigned refusal = transfer_encoding_refusal(*parser_)) {
+        ++result.requests;
+        respond_error(refusal, request_started_);
+        break;
+      }
+    }
     if (error == http::error::need_more && capped) error = http::error::header_limit;
+    if (error == http::error::header_limit && header_consumed_ == 0 &&
+        rest.find('\n') == std::string_view::npos) {
+      // The request line alone is over the limit: its target is too long.
+      ++result.requests;
+      respond_error(414, request_started_);
+      break;
+    }
     if (error == http::error::need_more) {
       // Beast keeps a partial header line unconsumed; the caller feeds it
       // again with the bytes that follow.

@@ -10,7 +10,14 @@
 // `max_pipelined_requests` exchanges are outstanding; past that, feed()
 // consumes nothing more until responses go out.
 //
-// After an error response (400/413/431), or a response that closes the
+// Requests that could be read two ways by a proxy in front (smuggling) are
+// refused with 400: Beast refuses Content-Length with Transfer-Encoding,
+// differing Content-Lengths, bad chunk sizes and bare LF; the session adds
+// obs-fold (a header line continued on the next) and any Transfer-Encoding
+// but "chunked" (501 when chunked ends a list of codings herd does not know).
+// A request line over the header limit gets 414, other headers 431.
+//
+// After an error response (400/413/414/431/501), or a response that closes the
 // connection (the request asked, the app set it, or the session drains and it
 // was the last outstanding), the session is closing: it reads no more input,
 // drops what is still outstanding, and the shell closes the connection once
@@ -104,6 +111,9 @@ class HttpSession {
   using Parser = boost::beast::http::request_parser<boost::beast::http::string_body>;
 
   void reset_parser();
+  // Whether the header bytes at the front of `window` (which follows what the
+  // parser consumed) fold a line; advances the scan so no byte is read twice.
+  bool scan_for_obs_fold(std::string_view window);
   Exchange& start_exchange(TimePoint started);
   void respond_error(unsigned status, TimePoint started);
   void write_ready_responses();
@@ -114,8 +124,13 @@ class HttpSession {
   SessionHost& host_;
   std::optional<Parser> parser_;
   std::size_t header_consumed_ = 0;  // of the current request, while in its header
-  TimePoint request_started_;        // first byte of the request being read
-  std::deque<Exchange*> pipeline_;   // oldest first; owned unless held by handles
+  // The obs-fold scan of the current header: bytes scanned from its start,
+  // the last of them, and whether the blank line ending it was reached.
+  std::size_t header_scanned_ = 0;
+  char last_scanned_ = '\0';
+  bool header_scan_done_ = false;
+  TimePoint request_started_;       // first byte of the request being read
+  std::deque<Exchange*> pipeline_;  // oldest first; owned unless held by handles
   // Written, out of the pipeline, but still held by handles; detached when the
   // session goes. Usually empty or one: the exchange being answered.
   std::vector<Exchange*> held_;

@@ -183,6 +183,135 @@ TEST_F(HttpSessionTest, RequestSplitAcrossFeedsAtEveryPointYieldsOneResponse) {
   }
 }
 
+// ---- requests a proxy in front could read another way (smuggling) ----------
+
+// Each is refused with `status` and the connection closes; the request after
+// it in the same bytes is never read.
+struct Refused {
+  const char* name;
+  std::string request;
+  unsigned status;
+};
+
+class RefusedRequestTest : public ::testing::TestWithParam<Refused> {};
+
+TEST_P(RefusedRequestTest, IsRefusedAndNothingAfterItIsRead) {
+  int calls = 0;
+  App app;
+  app.use([&](Request&, herd::Response& res, Next&) {
+    ++calls;
+    res.send("called");
+  });
+  TestSession session(HttpLimits{}, std::move(app));
+  std::string output;
+
+  session.feed(GetParam().request + std::string(kGetRoot), output);
+
+  EXPECT_EQ(calls, 0) << "a refused request reached the application";
+  EXPECT_TRUE(session->closing());
+  std::optional<Response> response = only_response(output);
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->result_int(), GetParam().status);
+  EXPECT_FALSE(response->keep_alive());
+}
+
+// The same, with the request split in two feeds at every byte.
+TEST_P(RefusedRequestTest, IsRefusedWhereverItIsSplit) {
+  const std::string& input = GetParam().request;
+  for (std::size_t split = 1; split < input.size(); ++split) {
+    TestSession session;
+    std::string output;
+    std::string pending = input.substr(0, split);
+    pending.erase(0, session.feed(pending, output).consumed);
+    if (!session->closing()) {
+      pending += input.substr(split);
+      session.feed(pending, output);
+    }
+    std::optional<Response> response = only_response(output);
+    ASSERT_TRUE(response.has_value()) << "split at " << split;
+    EXPECT_EQ(response->result_int(), GetParam().status) << "split at " << split;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Smuggling, RefusedRequestTest,
+    ::testing::Values(
+        Refused{"ContentLengthAndTransferEncoding",
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                400},
+        Refused{"DifferingContentLengths",
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\n"
+                "abcde",
+                400},
+        Refused{"ChunkSizeNotHex",
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n"
+                "0\r\n\r\n",
+                400},
+        Refused{"ChunkSizeOverflowing",
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "ffffffffffffffffff\r\nabc\r\n0\r\n\r\n",
+                400},
+        Refused{"ObsFold", "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", 400},
+        Refused{"ObsFoldWithTab", "GET / HTTP/1.1\r\nX-A: b\r\n\tc\r\nHost: a\r\n\r\n", 400},
+        Refused{"SpaceBeforeTheFirstField", "GET / HTTP/1.1\r\n Host: a\r\n\r\n", 400},
+        Refused{"BareLfEndingTheRequestLine", "GET / HTTP/1.1\nHost: a\r\n\r\n", 400},
+        Refused{"BareLfEndingAField", "GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n", 400},
+        Refused{"TransferEncodingIdentity",
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", 400},
+        Refused{"ChunkedNotLast",
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"
+                "0\r\n\r\n",
+                400},
+        Refused{"EmptyTransferEncoding",
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\n\r\n", 400},
+        Refused{"UnknownCodingBeforeChunked",
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                "0\r\n\r\n",
+                501},
+        Refused{"UnknownCodingInAnEarlierField",
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                501}),
+    [](const ::testing::TestParamInfo<Refused>& info) { return info.param.name; });
+
+TEST_F(HttpSessionTest, ChunkedInAnyCaseIsAccepted) {
+  std::string input =
+      "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked \r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+
+  std::optional<Response> response = only_response(feed_all(input));
+
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->body(), "Cannot POST /x");
+  EXPECT_FALSE(session_->closing());
+}
+
+// Only the header is scanned for folds: spaces inside values, and a body
+// with a line that starts with a space, are fine.
+TEST_F(HttpSessionTest, SpacesThatAreNotObsFoldAreAccepted) {
+  std::string input =
+      "POST /x HTTP/1.1\r\nHost: a\r\nX-A:  b c \r\nContent-Length: 6\r\n\r\nab\r\n c";
+
+  std::optional<Response> response = only_response(feed_all(input));
+
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->result_int(), 404u);
+  EXPECT_FALSE(session_->closing());
+}
+
+// The scan starts afresh with each request on a keep-alive connection.
+TEST_F(HttpSessionTest, ObsFoldInASecondPipelinedRequestIsRefused) {
+  std::string output =
+      feed_all(std::string(kGetRoot) + "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n");
+
+  std::string_view rest = output;
+  std::optional<Response> first = read_response(rest);
+  std::optional<Response> second = read_response(rest);
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(first->result_int(), 200u);
+  EXPECT_EQ(second->result_int(), 400u);
+}
+
 TEST_F(HttpSessionTest, InRequestWhileRequestIsIncomplete) {
   EXPECT_FALSE(session_->in_request());
 
@@ -311,13 +440,29 @@ TEST_F(HttpSessionTest, HeadersOverLimitArrivingInPiecesGet431) {
   EXPECT_EQ(response->result_int(), 431u);
 }
 
-TEST_F(HttpSessionTest, RequestLineOverHeaderLimitGets431) {
+TEST_F(HttpSessionTest, RequestLineOverHeaderLimitGets414) {
   std::string input = "GET /" + std::string(17 * 1024, 'a') + " HTTP/1.1\r\n\r\n";
 
   std::optional<Response> response = only_response(feed_all(input));
 
   ASSERT_TRUE(response.has_value());
-  EXPECT_EQ(response->result_int(), 431u);
+  EXPECT_EQ(response->result_int(), 414u);
+  EXPECT_FALSE(response->keep_alive());
+}
+
+TEST_F(HttpSessionTest, RequestLineOverHeaderLimitArrivingInPiecesGets414) {
+  std::string input = "GET /" + std::string(17 * 1024, 'a') + " HTTP/1.1\r\n\r\n";
+  std::string pending;
+  std::string output;
+
+  for (std::size_t offset = 0; offset < input.size() && !session_->closing(); offset += 1000) {
+    pending += input.substr(offset, 1000);
+    pending.erase(0, session_.feed(pending, output).consumed);
+  }
+
+  std::optional<Response> response = only_response(output);
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->result_int(), 414u);
 }
 
 TEST_F(HttpSessionTest, RequestLineAndHeadersTogetherOverLimitGet431) {

@@ -1,0 +1,222 @@
+// End-to-end: clients that mean harm, against the real herd-worker. A
+// dribbling client is closed at the header timeout while others are served;
+// requests a proxy could read two ways are refused and closed; oversized
+// parts get 414, 431 and 413; a client that pipelines without reading is not
+// buffered without bound. After each, the same worker goes on serving.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "common/unique_fd.h"
+#include "tests/e2e/harness.h"
+
+namespace herd::e2e {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Workers' --header-timeout for these tests: short enough to wait out.
+constexpr Milliseconds kHeaderTimeout{1000};
+
+std::optional<Cluster> start_hostile_cluster() {
+  return start_cluster(1, {"--", "--header-timeout", std::to_string(kHeaderTimeout.count())});
+}
+
+pid_t worker_pid(const Cluster& cluster) {
+  return static_cast<pid_t>(std::stol(cluster.ready.at(0)[1]));
+}
+
+// Resident memory of `pid` in KiB, from /proc/<pid>/status.
+std::optional<long> rss_kb(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return std::nullopt;
+}
+
+// One request on a fresh connection: its response status and whether the
+// server then closed the connection.
+struct Answer {
+  unsigned status = 0;
+  bool closed = false;
+  std::string error;
+};
+
+Answer exchange_once(std::uint16_t port, const std::string& request) {
+  Answer answer;
+  HttpClient client(port);
+  if (!client.connected() || !client.send(request)) {
+    answer.error = client.error();
+    return answer;
+  }
+  HttpReadResult result = client.read_responses(1);
+  if (!result.ok()) {
+    answer.error = result.error;
+    return answer;
+  }
+  answer.status = result.responses[0].status;
+  answer.closed = client.wait_for_close(kIoTimeout);
+  return answer;
+}
+
+TEST(HostileClients, SlowlorisIsClosedAtTheHeaderTimeoutWhileOthersAreServed) {
+  std::optional<Cluster> cluster = start_hostile_cluster();
+  ASSERT_TRUE(cluster);
+  RequestLoop others(cluster->port);
+
+  // A header that never ends, one byte every 50 ms: each byte is progress, but
+  // the timeout counts from the request's first byte.
+  HttpClient slow(cluster->port);
+  ASSERT_TRUE(slow.connected()) << slow.error();
+  Clock::time_point first_byte = Clock::now();
+  ASSERT_TRUE(slow.send("GET / HTTP/1.1\r\nX-Slow: "));
+  bool closed = false;
+  while (!closed && Clock::now() - first_byte < 5 * kHeaderTimeout) {
+    closed = !slow.send("a") || slow.wait_for_close(Milliseconds{50});
+  }
+  double closed_after_ms = elapsed_ms(first_byte);
+  others.stop();
+
+  EXPECT_TRUE(closed) << "still open after " << closed_after_ms << " ms of dribbling";
+  EXPECT_GE(closed_after_ms, kHeaderTimeout.count() - 50) << "closed before the header timeout";
+  EXPECT_GT(others.done(), 10u) << "the other clients were not served meanwhile";
+  EXPECT_TRUE(others.failures().empty()) << others.failures().front();
+}
+
+struct Hostile {
+  const char* name;
+  std::string request;
+  unsigned status;
+};
+
+class HostileRequest : public ::testing::TestWithParam<Hostile> {};
+
+TEST_P(HostileRequest, IsRefusedClosedAndTheWorkerServesOn) {
+  std::optional<Cluster> cluster = start_hostile_cluster();
+  ASSERT_TRUE(cluster);
+  pid_t worker = worker_pid(*cluster);
+
+  Answer answer = exchange_once(cluster->port, GetParam().request);
+
+  ASSERT_TRUE(answer.error.empty()) << answer.error;
+  EXPECT_EQ(answer.status, GetParam().status);
+  EXPECT_TRUE(answer.closed) << "the connection stayed open after a refusal";
+  HttpReadResult after = http_get(cluster->port, "/");
+  ASSERT_TRUE(after.ok()) << after.error;
+  EXPECT_EQ(after.responses[0].status, 200u);
+  EXPECT_TRUE(pid_alive(worker)) << "the worker died";
+  EXPECT_FALSE(cluster->herd->wait_for_line(exact_worker_line(worker, "died"), Milliseconds{0}));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Smuggling, HostileRequest,
+    ::testing::Values(
+        Hostile{"ContentLengthAndTransferEncoding",
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n",
+                400},
+        Hostile{"DifferingContentLengths",
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\n"
+                "abcd",
+                400},
+        Hostile{"InvalidChunkSize",
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n\r\n", 400},
+        Hostile{"ObsFold", "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", 400},
+        Hostile{"BareLf", "GET / HTTP/1.1\nHost: a\n\n", 400},
+        Hostile{"TransferEncodingNotChunked",
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", 400},
+        Hostile{"UnknownTransferCoding",
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+                501}),
+    [](const ::testing::TestParamInfo<Hostile>& info) { return info.param.name; });
+
+INSTANTIATE_TEST_SUITE_P(
+    Oversized, HostileRequest,
+    ::testing::Values(
+        Hostile{"Url", "GET /" + std::string(20 * 1024, 'u') + " HTTP/1.1\r\nHost: a\r\n\r\n", 414},
+        Hostile{"Headers",
+                "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(20 * 1024, 'h') + "\r\n\r\n",
+                431},
+        Hostile{"Body", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2000000\r\n\r\n", 413}),
+    [](const ::testing::TestParamInfo<Hostile>& info) { return info.param.name; });
+
+// A client that pipelines requests and never reads the answers: once 1 MiB of
+// responses waits unsent, the worker stops reading it, the kernel's buffers
+// fill and the client's sends block, until the header timeout (running for
+// the request the worker has not finished reading) closes the connection.
+// Either way the worker's memory stays flat.
+TEST(HostileClients, ClientThatNeverReadsIsNotBufferedWithoutBound) {
+  constexpr std::size_t kAttemptBytes = 256u << 20;  // 256 MiB of requests
+  constexpr std::size_t kAcceptedBound = 64u << 20;  // kernel buffers + 1 MiB + a pipeline
+  constexpr long kRssBoundKb = 64 * 1024;
+  std::optional<Cluster> cluster = start_hostile_cluster();
+  ASSERT_TRUE(cluster);
+  pid_t worker = worker_pid(*cluster);
+
+  UniqueFd socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_TRUE(socket);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(cluster->port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(socket.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0)
+      << std::strerror(errno);
+  ASSERT_EQ(::fcntl(socket.get(), F_SETFL, O_NONBLOCK), 0);
+
+  std::string block;
+  while (block.size() < (1u << 20)) block += get_request("/");
+  std::size_t accepted = 0;
+  std::string ended = "sends blocked for 1 s";
+  long peak_rss_kb = 0;
+  Clock::time_point last_progress = Clock::now();
+  // Send until the kernel stops taking bytes for a full second, or the
+  // worker closes the connection.
+  while (accepted < kAttemptBytes && Clock::now() - last_progress < Milliseconds{1000}) {
+    std::size_t offset = accepted % block.size();
+    ssize_t sent = ::send(socket.get(), block.data() + offset, block.size() - offset, MSG_NOSIGNAL);
+    if (std::optional<long> now_kb = rss_kb(worker); now_kb && *now_kb > peak_rss_kb) {
+      peak_rss_kb = *now_kb;
+    }
+    if (sent > 0) {
+      accepted += static_cast<std::size_t>(sent);
+      last_progress = Clock::now();
+    } else if (sent < 0 && (errno == ECONNRESET || errno == EPIPE)) {
+      ended = std::string("the worker closed it: ") + std::strerror(errno);
+      break;
+    } else {
+      ASSERT_TRUE(sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+          << std::strerror(errno) << " after " << accepted << " bytes";
+      pollfd writable{socket.get(), POLLOUT, 0};
+      ::poll(&writable, 1, 100);  // full: wait for room, or go round to the 1 s bound
+    }
+  }
+  std::cout << "[ no-read  ] the kernel took " << (accepted >> 10) << " KiB of requests, then "
+            << ended << "; worker RSS at most " << peak_rss_kb << " KiB\n";
+
+  EXPECT_LT(accepted, kAcceptedBound) << "the worker kept reading a client that never reads";
+  EXPECT_GT(peak_rss_kb, 0) << "the worker's RSS was never read";
+  EXPECT_LT(peak_rss_kb, kRssBoundKb);
+  socket.reset();
+  HttpReadResult after = http_get(cluster->port, "/");
+  ASSERT_TRUE(after.ok()) << after.error;
+  EXPECT_EQ(after.responses[0].status, 200u);
+  EXPECT_TRUE(pid_alive(worker));
+}
+
+}  // namespace
+}  // namespace herd::e2e
