@@ -13,6 +13,10 @@ template <class... Ts>
 struct Overloaded : Ts... {
   using Ts::operator()...;
 };
+// Spelled out for clang 14 (the fuzz build), which lacks C++20's aggregate
+// deduction.
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
 
 json to_json_object(const Hello& m) {
   return {{"type", "hello"}, {"proto", m.proto}, {"pid", m.pid}};

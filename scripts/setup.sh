@@ -12,6 +12,7 @@ packages=(
   tmux  # the e2e tests run herdctl top in it and read its screen
   python3-yaml  # tests/deploy reads the Kubernetes manifests
   iproute2 haproxy nginx  # the multi-host test: network namespaces and two balancers
+  clang libclang-rt-14-dev  # libFuzzer, for scripts/fuzz.sh
 )
 
 missing=()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole suite twice: a Release
-# build, then a Debug build under AddressSanitizer + UBSan. Failing tests print
-# their output. Exits non-zero if either run fails.
+# build, then a Debug build under AddressSanitizer + UBSan; then each libFuzzer
+# target for a few seconds. Failing tests print their output. Exits non-zero
+# if any of it fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,4 +22,8 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 run_suite release build
 run_suite asan build-asan
+# A short run of every libFuzzer target (tests/fuzz/): a smoke test that the
+# targets build and their seed corpora pass; scripts/fuzz.sh 600 for a real run.
+echo "== fuzz: smoke"
+scripts/fuzz.sh "${HERD_FUZZ_SECONDS:-10}"
 echo "== all suites passed"
