@@ -2,11 +2,13 @@
 // dribbling client is closed at the header timeout while others are served;
 // requests a proxy could read two ways are refused and closed; oversized
 // parts get 414, 431 and 413; a client that pipelines without reading is not
-// buffered without bound. After each, the same worker goes on serving.
+// buffered without bound; running the master out of descriptors does not
+// make it spin. After each, the same worker goes on serving.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 
 #include <gtest/gtest.h>
@@ -16,9 +18,11 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/unique_fd.h"
@@ -216,6 +220,66 @@ TEST(HostileClients, ClientThatNeverReadsIsNotBufferedWithoutBound) {
   ASSERT_TRUE(after.ok()) << after.error;
   EXPECT_EQ(after.responses[0].status, 200u);
   EXPECT_TRUE(pid_alive(worker));
+}
+
+// More connections than the master has descriptors for: accept4() fails
+// with EMFILE. The master must back off instead of spinning on the still
+// readable listener, and accept again once descriptors are free.
+TEST(HostileClients, RunningOutOfDescriptorsDoesNotSpinAndRecovers) {
+  constexpr int kDescriptorLimit = 48;
+  constexpr std::size_t kClients = 80;  // well past what the limit leaves for connections
+  TempDir dir;
+  HerdProcess herd(
+      {"--nofile=" + std::to_string(kDescriptorLimit), "--", kHerdPath, "--host", "127.0.0.1",
+       "--port", "0", "--workers", "1", "--control", dir.path() + "/control.sock"},
+      "/usr/bin/prlimit");
+  ASSERT_GT(herd.pid(), 0) << herd.start_error();
+  std::optional<LineMatch> listening =
+      herd.wait_for_line(std::regex(R"(listening on 127\.0\.0\.1:(\d+))"));
+  ASSERT_TRUE(listening);
+  auto port = static_cast<std::uint16_t>(std::stoul((*listening)[1]));
+  std::optional<LineMatch> ready = herd.wait_for_line(std::regex(R"(Worker (\d+) ready)"));
+  ASSERT_TRUE(ready);
+  pid_t worker = static_cast<pid_t>(std::stol((*ready)[1]));
+
+  // The worker takes nothing while stopped, so the master keeps every
+  // connection it accepts, until it has no descriptor left.
+  ASSERT_EQ(::kill(worker, SIGSTOP), 0);
+  std::vector<std::unique_ptr<HttpClient>> clients;
+  for (std::size_t i = 0; i < kClients; ++i) {
+    clients.push_back(std::make_unique<HttpClient>(port, Milliseconds{20000}));
+    ASSERT_TRUE(clients.back()->connected()) << clients.back()->error();
+    ASSERT_TRUE(clients.back()->send("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"));
+  }
+  std::optional<LineMatch> exhausted =
+      herd.wait_for_line(std::regex("accept4\\(\\) failed: Too many open files"));
+  ASSERT_TRUE(exhausted) << "the master never ran out of descriptors";
+
+  std::optional<Milliseconds> cpu_before = process_cpu_time(herd.pid());
+  Clock::time_point window_start = Clock::now();
+  // A measured observation window, not a wait for an event: what the master
+  // costs with the listener readable and no descriptor to accept it with.
+  std::this_thread::sleep_for(Milliseconds{1000});
+  std::optional<Milliseconds> cpu_after = process_cpu_time(herd.pid());
+  double window_ms = elapsed_ms(window_start);
+  ASSERT_TRUE(cpu_before && cpu_after);
+  double cpu_ms = static_cast<double>((*cpu_after - *cpu_before).count());
+  std::cout << "[ emfile   ] master CPU " << cpu_ms << " ms in " << window_ms
+            << " ms out of descriptors\n";
+  EXPECT_LT(cpu_ms, window_ms / 5) << "the master spins on accept4() while out of descriptors";
+
+  // The worker answers and closes; the master's copies go with the acks, and
+  // it accepts the rest.
+  ASSERT_EQ(::kill(worker, SIGCONT), 0);
+  std::size_t answered = 0;
+  for (std::unique_ptr<HttpClient>& client : clients) {
+    HttpReadResult result = client->read_responses(1);
+    if (result.ok() && result.responses[0].status == 200) ++answered;
+  }
+  EXPECT_EQ(answered, kClients) << "connections lost to descriptor exhaustion";
+  HttpReadResult after = http_get(port, "/");
+  ASSERT_TRUE(after.ok()) << after.error;
+  EXPECT_EQ(after.responses[0].status, 200u);
 }
 
 }  // namespace
