@@ -126,6 +126,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--control", config.control_path,
                  "Control socket path (default ${XDG_RUNTIME_DIR:-/tmp}/herd-<port>.sock)");
+  std::string user;
+  std::string group;
+  app.add_option("--user", user,
+                 "Run the workers as this user (name or uid); the master keeps its own, e.g. "
+                 "root for a port below 1024. Needs herd to start as root");
+  app.add_option("--group", group,
+                 "With --user: the workers' group (name or gid; default: the user's own)");
   std::string admin;
   app.add_option("--admin", admin,
                  "Serve /metrics (Prometheus), /healthz, /readyz and /status over HTTP on "
@@ -184,6 +191,27 @@ int main(int argc, char** argv) {
     }
   }
 
+  if (!group.empty() && user.empty()) {
+    std::cerr << "--group needs --user\n";
+    return 2;
+  }
+  if (!user.empty()) {
+    std::string error;
+    config.worker.credentials = herd::resolve_credentials(user, group, error);
+    if (!config.worker.credentials) {
+      std::cerr << error << "\n";
+      return 2;
+    }
+    if (::geteuid() != 0) {
+      if (config.worker.credentials->uid != ::geteuid() ||
+          config.worker.credentials->gid != ::getegid()) {
+        std::cerr << "--user " << user << ": herd must start as root to run its workers as "
+                  << "another user\n";
+        return 2;
+      }
+      config.worker.credentials.reset();  // already that user: nothing to drop
+    }
+  }
   if (heartbeat_timeout_ms <= heartbeat_interval_ms) {
     std::cerr << "--heartbeat-timeout (" << heartbeat_timeout_ms
               << " ms) must be longer than --heartbeat-interval (" << heartbeat_interval_ms
@@ -225,6 +253,10 @@ int main(int argc, char** argv) {
   if (!herd::setup_logging("master", config.log_level, config.log_format, log_file, log_error)) {
     std::cerr << log_error << " (--log-file)\n";
     return 2;
+  }
+  if (const auto& credentials = config.worker.credentials) {
+    spdlog::info("workers run as user {} (uid {}, gid {})", credentials->user, credentials->uid,
+                 credentials->gid);
   }
   if (config.inherited_listener && (host_option->count() > 0 || port_option->count() > 0)) {
     spdlog::warn("--host and --port are ignored: listening on the socket systemd passed");

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 
 #include "common/fd_passing.h"
 
@@ -70,12 +71,27 @@ struct ChildFds {
   int stderr_pipe;
 };
 
-[[noreturn]] void exec_child(ChildFds fds, pid_t master, char* const* argv, char* const* envp) {
-  // Hear about the master's death even without reading the channel (SIGTERM,
-  // so the worker can drain); if it is already gone, do not start at all.
-  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-  if (::getppid() != master) ::_exit(127);
+// Writes "herd: <what>: errno <n>" on stderr with async-signal-safe calls.
+void tell_failure(const char* what, int error) {
+  char line[160] = "herd: ";
+  std::size_t length = 6;
+  for (const char* c = what; *c != '\0' && length < 120; ++c) line[length++] = *c;
+  const char middle[] = ": errno ";
+  for (char c : std::string_view(middle, sizeof(middle) - 1)) line[length++] = c;
+  char digits[12];
+  std::size_t count = 0;
+  do {
+    digits[count++] = static_cast<char>('0' + error % 10);
+    error /= 10;
+  } while (error > 0 && count < sizeof(digits));
+  while (count > 0) line[length++] = digits[--count];
+  line[length++] = '\n';
+  ssize_t ignored = ::write(STDERR_FILENO, line, length);
+  (void)ignored;
+}
 
+[[noreturn]] void exec_child(ChildFds fds, pid_t master, const Credentials* credentials,
+                             char* const* argv, char* const* envp) {
   // Out of the way first: the listening socket and the pipes may sit on the
   // descriptors they and the channel are bound for (1 to 4).
   for (int* fd : {&fds.listen, &fds.stdout_pipe, &fds.stderr_pipe}) {
@@ -92,6 +108,20 @@ struct ChildFds {
   if (::dup2(fds.stdout_pipe, STDOUT_FILENO) < 0 || ::dup2(fds.stderr_pipe, STDERR_FILENO) < 0) {
     ::_exit(127);
   }
+
+  // --user/--group: drop root before anything of the worker's runs.
+  if (credentials != nullptr) {
+    const char* failure = nullptr;
+    if (!become(*credentials, failure)) {
+      tell_failure(failure, errno);
+      ::_exit(126);
+    }
+  }
+  // Hear about the master's death even without reading the channel (SIGTERM,
+  // so the worker can drain); if it is already gone, do not start at all.
+  // After the change of user, which clears it.
+  ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (::getppid() != master) ::_exit(127);
 
   // The master's handlers (libevent's, which write to the master's own
   // signal pipe) and its ignored SIGPIPE must not reach the worker. Signals
@@ -143,7 +173,8 @@ SpawnedWorker spawn_worker(const WorkerCommand& command, WorkerId id, std::size_
   pid_t pid = ::fork();
   if (pid == 0) {
     exec_child({worker_end.get(), command.listen_fd, stdout_write.get(), stderr_write.get()},
-               master, argv.data(), envp.data());
+               master, command.credentials ? &*command.credentials : nullptr, argv.data(),
+               envp.data());
   }
   int fork_errno = errno;
   ::sigprocmask(SIG_SETMASK, &previous, nullptr);

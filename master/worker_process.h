@@ -6,10 +6,12 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/unique_fd.h"
+#include "master/credentials.h"
 #include "master/dispatcher.h"
 
 namespace herd {
@@ -23,10 +25,11 @@ inline constexpr int kWorkerListenFd = 4;
 enum class Schedule { kRoundRobin, kNone };
 
 struct WorkerCommand {
-  std::string program;            // path to exec
-  std::vector<std::string> args;  // after argv[0]
-  std::vector<std::string> env;   // extra NAME=VALUE entries for every worker
-  int listen_fd = -1;             // shared with the worker as fd 4 when >= 0
+  std::string program;                     // path to exec
+  std::vector<std::string> args;           // after argv[0]
+  std::vector<std::string> env;            // extra NAME=VALUE entries for every worker
+  int listen_fd = -1;                      // shared with the worker as fd 4 when >= 0
+  std::optional<Credentials> credentials;  // --user/--group: who the worker runs as
 };
 
 struct SpawnedWorker {
@@ -43,7 +46,8 @@ struct SpawnedWorker {
 // side: a worker that writes faster than the master reads waits rather than
 // loses lines). Every other descriptor of the master is close-on-exec. The
 // child gets SIGTERM when the master dies (PR_SET_PDEATHSIG), even if exec
-// fails.
+// fails. With `command.credentials` the child becomes that user before exec,
+// and exits 126 (saying why on its stderr) if it cannot.
 SpawnedWorker spawn_worker(const WorkerCommand& command, WorkerId id, std::size_t slot);
 
 }  // namespace herd
