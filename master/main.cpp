@@ -1,10 +1,13 @@
 // herd: the master. Parses the command line and runs the Master.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 
 #include <cctype>
+#include <cerrno>
 #include <climits>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 
@@ -37,6 +40,29 @@ void name_environment_variables(CLI::App& app) {
     for (char c : names[0]) variable += c == '-' ? '_' : static_cast<char>(std::toupper(c));
     option->envname(variable);
   }
+}
+
+// Raises the soft limit on open descriptors to the hard one, for the master
+// and (inherited) its workers: every client connection is a descriptor, and
+// the usual soft limit of 1024 is far below what a server needs, while the
+// hard limit is what the administrator allowed. Go does the same at start.
+// Returns the limit now in force, or 0 if it cannot be read.
+rlim_t raise_descriptor_limit(std::string& note) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    note = std::string("getrlimit(RLIMIT_NOFILE) failed: ") + std::strerror(errno);
+    return 0;
+  }
+  if (limit.rlim_cur >= limit.rlim_max) return limit.rlim_cur;
+  rlim_t soft = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+    note = std::string("setrlimit(RLIMIT_NOFILE) failed: ") + std::strerror(errno);
+    return soft;
+  }
+  note = "raised the open-descriptor limit from " + std::to_string(soft) + " to " +
+         std::to_string(limit.rlim_max);
+  return limit.rlim_max;
 }
 
 }  // namespace
@@ -253,6 +279,13 @@ int main(int argc, char** argv) {
   if (!herd::setup_logging("master", config.log_level, config.log_format, log_file, log_error)) {
     std::cerr << log_error << " (--log-file)\n";
     return 2;
+  }
+  std::string descriptor_note;
+  rlim_t descriptors = raise_descriptor_limit(descriptor_note);
+  if (!descriptor_note.empty()) {
+    spdlog::info("{}", descriptor_note);
+  } else {
+    spdlog::debug("open-descriptor limit {}", descriptors);
   }
   if (const auto& credentials = config.worker.credentials) {
     spdlog::info("workers run as user {} (uid {}, gid {})", credentials->user, credentials->uid,

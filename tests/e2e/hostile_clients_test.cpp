@@ -282,5 +282,32 @@ TEST(HostileClients, RunningOutOfDescriptorsDoesNotSpinAndRecovers) {
   EXPECT_EQ(after.responses[0].status, 200u);
 }
 
+// The soft limit on descriptors (often 1024) is raised to the hard one at
+// start, for the master and the workers it starts, so thousands of idle
+// clients do not run a worker out of descriptors.
+TEST(HostileClients, DescriptorLimitIsRaisedToTheHardLimit) {
+  auto open_files_limit = [](pid_t pid) {
+    std::ifstream limits("/proc/" + std::to_string(pid) + "/limits");
+    for (std::string line; std::getline(limits, line);) {
+      if (line.rfind("Max open files", 0) == 0) return line;
+    }
+    return std::string("no 'Max open files' line");
+  };
+  TempDir dir;
+  HerdProcess herd({"--nofile=256:4096", "--", kHerdPath, "--host", "127.0.0.1", "--port", "0",
+                    "--workers", "1", "--control", dir.path() + "/control.sock"},
+                   "/usr/bin/prlimit");
+  ASSERT_GT(herd.pid(), 0) << herd.start_error();
+  ASSERT_TRUE(herd.wait_for_line(std::regex("raised the open-descriptor limit from 256 to 4096")));
+  std::optional<LineMatch> ready = herd.wait_for_line(std::regex(R"(Worker (\d+) ready)"));
+  ASSERT_TRUE(ready);
+  pid_t worker = static_cast<pid_t>(std::stol((*ready)[1]));
+
+  const std::regex raised(R"(Max open files\s+4096\s+4096\s+files)");
+  EXPECT_TRUE(std::regex_search(open_files_limit(herd.pid()), raised))
+      << open_files_limit(herd.pid());
+  EXPECT_TRUE(std::regex_search(open_files_limit(worker), raised)) << open_files_limit(worker);
+}
+
 }  // namespace
 }  // namespace herd::e2e
