@@ -476,13 +476,14 @@ void Master::drain_for_stop() {
   if (stopping_) return;
   stopping_ = true;
   event_del(shutdown_delay_event_.get());
-  spdlog::info("Shutting down: draining {} workers (SIGKILL after {} ms)",
-               workers_.workers().size(), config_.kill_timeout.count());
   accept_event_.reset();
   resume_accept_event_.reset();
   listen_fd_.reset();
   config_.worker.listen_fd = -1;
   accepting_ = false;
+  // Logged once the listener is closed, so whoever reads it may rely on that.
+  spdlog::info("Shutting down: draining {} workers (SIGKILL after {} ms)",
+               workers_.workers().size(), config_.kill_timeout.count());
   close_queued_connections();
 
   for (const auto& [id, record] : workers_.workers()) drain_worker(*workers_.find(id));
