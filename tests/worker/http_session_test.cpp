@@ -24,6 +24,18 @@ class HttpSessionTest : public ::testing::Test {
     return output;
   }
 
+  // Feeds `input` `piece` bytes at a time, as reads would bring it, keeping
+  // what the session did not consume; stops once the session closes.
+  std::string feed_in_pieces(std::string_view input, std::size_t piece) {
+    std::string pending;
+    std::string output;
+    for (std::size_t offset = 0; offset < input.size() && !session_->closing(); offset += piece) {
+      pending += input.substr(offset, piece);
+      pending.erase(0, session_.feed(pending, output).consumed);
+    }
+    return output;
+  }
+
   TestSession session_;
   HttpSession::FeedResult last_;
 };
@@ -427,15 +439,8 @@ TEST_F(HttpSessionTest, HeadersOverLimitGet431) {
 
 TEST_F(HttpSessionTest, HeadersOverLimitArrivingInPiecesGet431) {
   std::string input = "GET / HTTP/1.1\r\nX-Big: " + std::string(17 * 1024, 'a') + "\r\n\r\n";
-  std::string pending;
-  std::string output;
 
-  for (std::size_t offset = 0; offset < input.size() && !session_->closing(); offset += 1000) {
-    pending += input.substr(offset, 1000);
-    pending.erase(0, session_.feed(pending, output).consumed);
-  }
-
-  std::optional<Response> response = only_response(output);
+  std::optional<Response> response = only_response(feed_in_pieces(input, 1000));
   ASSERT_TRUE(response.has_value());
   EXPECT_EQ(response->result_int(), 431u);
 }
@@ -452,15 +457,8 @@ TEST_F(HttpSessionTest, RequestLineOverHeaderLimitGets414) {
 
 TEST_F(HttpSessionTest, RequestLineOverHeaderLimitArrivingInPiecesGets414) {
   std::string input = "GET /" + std::string(17 * 1024, 'a') + " HTTP/1.1\r\n\r\n";
-  std::string pending;
-  std::string output;
 
-  for (std::size_t offset = 0; offset < input.size() && !session_->closing(); offset += 1000) {
-    pending += input.substr(offset, 1000);
-    pending.erase(0, session_.feed(pending, output).consumed);
-  }
-
-  std::optional<Response> response = only_response(output);
+  std::optional<Response> response = only_response(feed_in_pieces(input, 1000));
   ASSERT_TRUE(response.has_value());
   EXPECT_EQ(response->result_int(), 414u);
 }
