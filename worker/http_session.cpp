@@ -1,11 +1,12 @@
 #include "worker/http_session.h"
 
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/error.hpp>
+#include <boost/beast/http/rfc7230.hpp>
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cctype>
 #include <charconv>
 #include <ctime>
 #include <exception>
@@ -29,34 +30,21 @@ void append_number(std::string& output, std::size_t value) {
 // is the only coding herd decodes. Returns the status to refuse the request
 // with, or 0: 400 for anything that does not end in chunked, 501 for codings
 // before it.
-unsigned transfer_encoding_refusal(const http::request_parser<http::string_body>& parser) {
-  const auto& fields = parser.get();
+unsigned transfer_encoding_refusal(const http::fields& fields) {
   auto [first, last] = fields.equal_range(http::field::transfer_encoding);
   if (first == last) return 0;
-  std::vector<std::string_view> codings;
+  std::size_t codings = 0;
+  bool chunked_last = false;
   for (auto field = first; field != last; ++field) {
-    std::string_view value = field->value();
-    while (!value.empty()) {
-      std::size_t comma = value.find(',');
-      std::string_view coding = value.substr(0, comma);
-      value = comma == std::string_view::npos ? std::string_view{} : value.substr(comma + 1);
-      while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t')) {
-        coding.remove_prefix(1);
-      }
-      while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t')) {
-        coding.remove_suffix(1);
-      }
-      if (!coding.empty()) codings.push_back(coding);
+    http::opt_token_list list{field->value()};
+    if (!http::validate_list(list)) return 400;
+    for (std::string_view coding : list) {
+      ++codings;
+      chunked_last = boost::beast::iequals(coding, "chunked");
     }
   }
-  auto is_chunked = [](std::string_view coding) {
-    return coding.size() == 7 &&
-           std::equal(coding.begin(), coding.end(), "chunked", [](char a, char b) {
-             return static_cast<char>(std::tolower(static_cast<unsigned char>(a))) == b;
-           });
-  };
-  if (codings.empty() || !is_chunked(codings.back())) return 400;
-  return codings.size() == 1 ? 0 : 501;
+  if (!chunked_last) return 400;
+  return codings == 1 ? 0 : 501;
 }
 
 // 204 and 304 carry no body (RFC 9110 15.3.5, 15.4.5).
@@ -213,6 +201,25 @@ bool HttpSession::scan_for_obs_fold(std::string_view window) {
   return false;
 }
 
+// need_more is no refusal: more bytes are to come, unless what was `given`
+// was `capped` at the header limit (then it becomes header_limit). Checked
+// first when the header has just ended (the body may have begun in the same
+// bytes): the Transfer-Encoding. A header over the limit is 414 when the
+// request line alone is (no line ended in what the parser was given), else 431.
+unsigned HttpSession::refusal_after(boost::system::error_code& error, bool header_ended,
+                                    bool capped, std::string_view given) const {
+  bool parsed = !error || error == http::error::need_more;
+  if (header_ended && parsed) {
+    if (unsigned status = transfer_encoding_refusal(parser_->get())) return status;
+  }
+  if (error == http::error::need_more && capped) error = http::error::header_limit;
+  if (!error || error == http::error::need_more) return 0;
+  if (error == http::error::header_limit) {
+    return header_consumed_ == 0 && given.find('\n') == std::string_view::npos ? 414 : 431;
+  }
+  return error == http::error::body_limit ? 413 : 400;
+}
+
 HttpSession::FeedResult HttpSession::feed(std::string_view input, TimePoint now) {
   FeedResult result;
   feeding_ = true;
@@ -228,43 +235,26 @@ HttpSession::FeedResult HttpSession::feed(std::string_view input, TimePoint now)
     bool in_header = !parser_->is_header_done();
     bool capped = in_header && rest.size() > limits_.header_bytes - header_consumed_;
     if (capped) rest = rest.substr(0, limits_.header_bytes - header_consumed_);
-    if (in_header && scan_for_obs_fold(rest)) {
-      ++result.requests;
-      respond_error(400, request_started_);
-      break;
-    }
     boost::system::error_code error;
-    std::size_t used = parser_->put(boost::asio::const_buffer(rest.data(), rest.size()), error);
-    result.consumed += used;
-    if (in_header && !parser_->is_header_done()) header_consumed_ += used;
-    // The header just ended (the body may have begun in the same bytes).
-    if (in_header && parser_->is_header_done() && (!error || error == http::error::need_more)) {
-      if (unsigned refusal = transfer_encoding_refusal(*parser_)) {
-        ++result.requests;
-        respond_error(refusal, request_started_);
-        break;
-      }
+    std::size_t used = 0;
+    unsigned refusal = 0;
+    if (in_header && scan_for_obs_fold(rest)) {
+      refusal = 400;
+    } else {
+      used = parser_->put(boost::asio::const_buffer(rest.data(), rest.size()), error);
+      result.consumed += used;
+      if (in_header && !parser_->is_header_done()) header_consumed_ += used;
+      refusal = refusal_after(error, in_header && parser_->is_header_done(), capped, rest);
     }
-    if (error == http::error::need_more && capped) error = http::error::header_limit;
-    if (error == http::error::header_limit && header_consumed_ == 0 &&
-        rest.find('\n') == std::string_view::npos) {
-      // The request line alone is over the limit: its target is too long.
+    if (refusal != 0) {
       ++result.requests;
-      respond_error(414, request_started_);
+      respond_error(refusal, request_started_);
       break;
     }
     if (error == http::error::need_more) {
       // Beast keeps a partial header line unconsumed; the caller feeds it
       // again with the bytes that follow.
       in_request_ = true;
-      break;
-    }
-    if (error) {
-      unsigned status = 400;
-      if (error == http::error::header_limit) status = 431;
-      if (error == http::error::body_limit) status = 413;
-      ++result.requests;
-      respond_error(status, request_started_);
       break;
     }
     in_request_ = !parser_->is_done();

@@ -114,6 +114,9 @@ class HttpSession {
   // Whether the header bytes at the front of `window` (which follows what the
   // parser consumed) fold a line; advances the scan so no byte is read twice.
   bool scan_for_obs_fold(std::string_view window);
+  // After a put() of `given`: the status to refuse the request with, or 0.
+  unsigned refusal_after(boost::system::error_code& error, bool header_ended, bool capped,
+                         std::string_view given) const;
   Exchange& start_exchange(TimePoint started);
   void respond_error(unsigned status, TimePoint started);
   void write_ready_responses();
