@@ -144,8 +144,7 @@ std::optional<double> cgroup_cpu_quota() {
   if (!cgroup) return std::nullopt;
 
   std::optional<double> lowest;
-  std::string directory = cgroup->directory;
-  while (true) {
+  for (std::string directory = cgroup->directory;; directory.erase(directory.rfind('/'))) {
     std::optional<double> quota;
     if (cgroup->version == 2) {
       if (std::optional<std::string> text = read_file(directory + "/cpu.max")) {
@@ -158,8 +157,6 @@ std::optional<double> cgroup_cpu_quota() {
     }
     if (quota && (!lowest || *quota < *lowest)) lowest = quota;
     if (directory.size() <= cgroup->mount_point.size()) break;
-    directory.erase(directory.rfind('/'));
-    if (directory.size() < cgroup->mount_point.size()) break;
   }
   return lowest;
 }
@@ -169,10 +166,7 @@ std::optional<double> cgroup_cpu_quota() {
 std::optional<double> parse_cpu_max(std::string_view text) {
   std::vector<std::string_view> fields = split(trim(text), ' ');
   if (fields.size() != 2 || fields[0] == "max") return std::nullopt;
-  std::optional<long long> quota = parse_integer(fields[0]);
-  std::optional<long long> period = parse_integer(fields[1]);
-  if (!quota || !period) return std::nullopt;
-  return quota_over_period(*quota, *period);
+  return parse_cfs_quota(fields[0], fields[1]);  // the same two numbers
 }
 
 std::optional<double> parse_cfs_quota(std::string_view quota, std::string_view period) {
@@ -202,21 +196,15 @@ std::optional<CpuCgroup> find_cpu_cgroup(std::string_view proc_self_cgroup,
   }
   // A controller lives in one hierarchy only: on a hybrid system the cpu
   // controller is v1's, and the v2 tree beside it has no cpu.max.
-  if (v1_cpu_path) {
-    std::optional<Mount> mount = find_mount(mountinfo, "cgroup", "cpu");
-    if (!mount) return std::nullopt;
-    std::optional<std::string> directory = directory_of(*mount, *v1_cpu_path);
-    if (!directory) return std::nullopt;
-    return CpuCgroup{1, *directory, mount->mount_point};
-  }
-  if (unified_path) {
-    std::optional<Mount> mount = find_mount(mountinfo, "cgroup2", "");
-    if (!mount) return std::nullopt;
-    std::optional<std::string> directory = directory_of(*mount, *unified_path);
-    if (!directory) return std::nullopt;
-    return CpuCgroup{2, *directory, mount->mount_point};
-  }
-  return std::nullopt;
+  int version = v1_cpu_path ? 1 : 2;
+  std::optional<std::string_view> path = v1_cpu_path ? v1_cpu_path : unified_path;
+  if (!path) return std::nullopt;
+  std::optional<Mount> mount =
+      version == 1 ? find_mount(mountinfo, "cgroup", "cpu") : find_mount(mountinfo, "cgroup2", "");
+  if (!mount) return std::nullopt;
+  std::optional<std::string> directory = directory_of(*mount, *path);
+  if (!directory) return std::nullopt;
+  return CpuCgroup{version, *directory, mount->mount_point};
 }
 
 std::size_t usable_cpus(std::size_t affinity_cpus, std::optional<double> quota_cpus) {
