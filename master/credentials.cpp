@@ -18,34 +18,40 @@ std::optional<unsigned long> parse_id(const std::string& text) {
   return value;
 }
 
-// getpwnam_r/getpwuid_r into a buffer that grows as the database asks.
+// Calls `lookup(buffer, size)`, a getpwnam_r-style call, with a buffer that
+// doubles while it answers ERANGE (up to 1 MiB). Returns its status.
+template <typename Lookup>
+int with_growing_buffer(std::vector<char>& buffer, Lookup lookup) {
+  int status = ERANGE;
+  for (buffer.resize(1024); status == ERANGE && buffer.size() <= (1u << 20);) {
+    status = lookup(buffer.data(), buffer.size());
+    if (status == ERANGE) buffer.resize(buffer.size() * 2);
+  }
+  return status;
+}
+
 std::optional<passwd> find_user(const std::string& user, std::vector<char>& buffer) {
   std::optional<unsigned long> uid = parse_id(user);
-  for (buffer.resize(1024); buffer.size() <= (1u << 20); buffer.resize(buffer.size() * 2)) {
-    passwd entry{};
-    passwd* found = nullptr;
-    int status =
-        uid ? ::getpwuid_r(static_cast<uid_t>(*uid), &entry, buffer.data(), buffer.size(), &found)
-            : ::getpwnam_r(user.c_str(), &entry, buffer.data(), buffer.size(), &found);
-    if (status == ERANGE) continue;
-    if (status != 0 || found == nullptr) return std::nullopt;
-    return entry;
-  }
-  return std::nullopt;
+  passwd entry{};
+  passwd* found = nullptr;
+  int status = with_growing_buffer(buffer, [&](char* data, std::size_t size) {
+    return uid ? ::getpwuid_r(static_cast<uid_t>(*uid), &entry, data, size, &found)
+               : ::getpwnam_r(user.c_str(), &entry, data, size, &found);
+  });
+  if (status != 0 || found == nullptr) return std::nullopt;
+  return entry;
 }
 
 std::optional<gid_t> find_group(const std::string& group) {
   if (std::optional<unsigned long> gid = parse_id(group)) return static_cast<gid_t>(*gid);
   std::vector<char> buffer;
-  for (buffer.resize(1024); buffer.size() <= (1u << 20); buffer.resize(buffer.size() * 2)) {
-    ::group entry{};
-    ::group* found = nullptr;
-    int status = ::getgrnam_r(group.c_str(), &entry, buffer.data(), buffer.size(), &found);
-    if (status == ERANGE) continue;
-    if (status != 0 || found == nullptr) return std::nullopt;
-    return found->gr_gid;
-  }
-  return std::nullopt;
+  ::group entry{};
+  ::group* found = nullptr;
+  int status = with_growing_buffer(buffer, [&](char* data, std::size_t size) {
+    return ::getgrnam_r(group.c_str(), &entry, data, size, &found);
+  });
+  if (status != 0 || found == nullptr) return std::nullopt;
+  return found->gr_gid;
 }
 
 }  // namespace
