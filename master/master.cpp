@@ -189,7 +189,7 @@ void Master::handle_signals() {
   if (stop_requests_ > 0 && !stop_announced_) {
     begin_stop();
   } else if (stop_requests_ > 1 && stop_announced_) {
-    if (!stopping_) drain_for_stop();  // the shutdown delay is cut short
+    drain_for_stop();  // cuts a shutdown delay short; nothing once draining
     force_stop();
   }
   if (reload_requested_ && !stop_announced_) {
