@@ -301,6 +301,14 @@ bool wait_until(const std::function<bool()>& predicate, Milliseconds timeout) {
   return true;
 }
 
+std::optional<long> resident_kb(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return std::nullopt;
+}
+
 std::optional<Milliseconds> process_cpu_time(pid_t pid) {
   std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
   std::string text;

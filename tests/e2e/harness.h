@@ -58,6 +58,10 @@ std::string describe_status(int status);
 // (a regex): "Worker 4045 " + "died \\(code 0\\)".
 std::regex exact_worker_line(pid_t pid, const std::string& rest);
 
+// Resident memory of `pid` in KiB (VmRSS in /proc/<pid>/status), or nullopt
+// once it is gone.
+std::optional<long> resident_kb(pid_t pid);
+
 // CPU time `pid` has used so far (utime + stime from /proc/<pid>/stat), or
 // nullopt once it is gone.
 std::optional<Milliseconds> process_cpu_time(pid_t pid);

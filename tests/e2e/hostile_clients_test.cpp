@@ -44,15 +44,6 @@ pid_t worker_pid(const Cluster& cluster) {
   return static_cast<pid_t>(std::stol(cluster.ready.at(0)[1]));
 }
 
-// Resident memory of `pid` in KiB, from /proc/<pid>/status.
-std::optional<long> rss_kb(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return std::nullopt;
-}
-
 // One request on a fresh connection: its response status and whether the
 // server then closed the connection.
 struct Answer {
@@ -193,7 +184,7 @@ TEST(HostileClients, ClientThatNeverReadsIsNotBufferedWithoutBound) {
   while (accepted < kAttemptBytes && Clock::now() - last_progress < Milliseconds{1000}) {
     std::size_t offset = accepted % block.size();
     ssize_t sent = ::send(socket.get(), block.data() + offset, block.size() - offset, MSG_NOSIGNAL);
-    if (std::optional<long> now_kb = rss_kb(worker); now_kb && *now_kb > peak_rss_kb) {
+    if (std::optional<long> now_kb = resident_kb(worker); now_kb && *now_kb > peak_rss_kb) {
       peak_rss_kb = *now_kb;
     }
     if (sent > 0) {

@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <optional>
 #include <random>
@@ -55,14 +54,6 @@ std::size_t resting_descriptors(pid_t pid) {
       },
       Milliseconds{500});
   return fewest;
-}
-
-long rss_kb(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return -1;
 }
 
 struct Settled {
@@ -113,7 +104,7 @@ TEST(Soak, MasterDescriptorsAndMemoryStayFlatThroughKillsAndReloads) {
     ASSERT_TRUE(wait_settled(control, kWorkers).ok);
   }
   const std::size_t descriptors_before = resting_descriptors(master);
-  const long rss_before = rss_kb(master);
+  const long rss_before = resident_kb(master).value_or(-1);
 
   RequestLoop load(cluster->port);
   std::mt19937 random(12345);
@@ -140,7 +131,7 @@ TEST(Soak, MasterDescriptorsAndMemoryStayFlatThroughKillsAndReloads) {
   ASSERT_TRUE(wait_settled(control, kWorkers).ok);
 
   const std::size_t descriptors_after = resting_descriptors(master);
-  const long rss_after = rss_kb(master);
+  const long rss_after = resident_kb(master).value_or(-1);
   std::cout << "[ soak     ] " << duration.count() / 1000 << " s: " << load.done() << " requests, "
             << kills << " workers killed, " << reloads << " reloads, " << queries
             << " control queries; master descriptors " << descriptors_before << " -> "
