@@ -54,6 +54,7 @@ json master_json(const Context& context) {
           {"state", master.stopping ? "stopping" : "running"},
           {"workers_target", context.workers.target()},
           {"pending", master.pending},
+          {"max_connections", master.max_connections},
           {"connections_total", master.connections_total},
           {"restarts_total", context.workers.restarts_total()}};
 }
@@ -267,6 +268,7 @@ json worker_json(const WorkerRecord& worker, const WorkerTable& table, TimePoint
           {"last_exit", exit_json(table.last_exit(worker.slot))},
           {"connections", worker.connections_handed},
           {"active_connections", stats.active_connections},
+          {"full", worker.full},
           {"requests", stats.requests},
           {"rps", round_to(worker.request_rate.rate(), 1)},
           {"responses", proto::response_counts_json(stats.responses)},

@@ -29,6 +29,7 @@ struct MasterView {
   bool stopping = false;
   bool reloading = false;   // a reload is replacing workers now
   std::size_t pending = 0;  // connections queued in the master
+  std::size_t max_connections = 0;  // per worker (--max-connections)
   std::uint64_t connections_total = 0;
   std::uint64_t reloads_total = 0;     // reloads started
   std::uint64_t hung_kills_total = 0;  // workers stopped for missing heartbeats or readiness

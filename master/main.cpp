@@ -47,6 +47,10 @@ void name_environment_variables(CLI::App& app) {
 // the usual soft limit of 1024 is far below what a server needs, while the
 // hard limit is what the administrator allowed. Go does the same at start.
 // Returns the limit now in force, or 0 if it cannot be read.
+// Descriptors a worker keeps for itself (channel, epoll, logs, the
+// application's files) when --max-connections is derived from the limit.
+constexpr rlim_t kReservedDescriptors = 64;
+
 rlim_t raise_descriptor_limit(std::string& note) {
   rlimit limit{};
   if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) {
@@ -110,6 +114,12 @@ int main(int argc, char** argv) {
                  "Connections a worker may hold un-acknowledged (1 = Node's behaviour)")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{1024}));
+  app.add_option("--max-connections", config.max_connections,
+                 "Connections each worker holds open at most (0 = its open-descriptor limit less "
+                 "64). At the limit a worker closes its longest-idle keep-alive connection for "
+                 "a new one; with none idle, new connections wait in the master (--queue-timeout)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{0}, std::size_t{1} << 24));
   app.add_option("--heartbeat-interval", heartbeat_interval_ms,
                  "Milliseconds between a worker's heartbeats")
       ->capture_default_str()
@@ -287,6 +297,17 @@ int main(int argc, char** argv) {
   } else {
     spdlog::debug("open-descriptor limit {}", descriptors);
   }
+  // The workers inherit the limit (raised before they are forked).
+  rlim_t known = descriptors > 0 ? descriptors : 1024;  // 0: getrlimit failed
+  std::size_t usable = known > kReservedDescriptors ? known - kReservedDescriptors : 1;
+  if (config.max_connections == 0) {
+    config.max_connections = usable;
+  } else if (config.max_connections > usable) {
+    spdlog::warn("--max-connections {} is more than a worker's {} open descriptors allow; a "
+                 "worker out of descriptors refuses connections until one closes",
+                 config.max_connections, known);
+  }
+  config.worker.env.push_back("HERD_MAX_CONNECTIONS=" + std::to_string(config.max_connections));
   if (const auto& credentials = config.worker.credentials) {
     spdlog::info("workers run as user {} (uid {}, gid {})", credentials->user, credentials->uid,
                  credentials->gid);

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string_view>
 #include <variant>
 
 #include "common/listen_socket.h"
@@ -29,8 +30,32 @@ constexpr Milliseconds kAcceptRetryAfterFdExhaustion{100};
 // Supervision pass period; heartbeats and deadlines are checked at this grain.
 constexpr Milliseconds kTickPeriod{100};
 
+// The answer to a connection no worker took within --queue-timeout: it was
+// not served, so a client may retry it.
+constexpr std::string_view kQueueTimeoutResponse =
+    "HTTP/1.1 503 Service Unavailable\r\n"
+    "Content-Type: text/plain\r\n"
+    "Content-Length: 28\r\n"
+    "Retry-After: 1\r\n"
+    "Connection: close\r\n"
+    "\r\n"
+    "No worker was free in time.\n";
+
 std::string errno_text() {
   return std::strerror(errno);
+}
+
+// Best effort, never blocking: the request already sent is read and dropped
+// first, because closing a socket with unread input resets it, and the reset
+// could destroy the 503 before the client reads it.
+void answer_queue_timeout(int fd) {
+  char discard[4096];
+  for (int reads = 0; reads < 16 && ::recv(fd, discard, sizeof discard, MSG_DONTWAIT) > 0;
+       ++reads) {
+  }
+  (void)::send(fd, kQueueTimeoutResponse.data(), kQueueTimeoutResponse.size(),
+               MSG_DONTWAIT | MSG_NOSIGNAL);
+  ::shutdown(fd, SHUT_WR);
 }
 
 }  // namespace
@@ -588,9 +613,10 @@ void Master::dispatch_connections() {
   }
 }
 
-// A connection nobody could take for --queue-timeout is closed rather than
-// held forever (with no worker able to start, the client learns at once
-// instead of at its own timeout). O(expired): the queue is oldest first.
+// A connection nobody could take for --queue-timeout is answered 503 and
+// closed rather than held forever (with no worker able to start, or every
+// worker full, the client learns at once instead of at its own timeout).
+// O(expired): the queue is oldest first.
 void Master::expire_queued_connections() {
   TimePoint now = Clock::now();
   std::size_t expired = 0;
@@ -601,11 +627,14 @@ void Master::expire_queued_connections() {
       break;
     }
     dispatcher_.drop_oldest();
-    connections_.erase(*oldest);
+    if (connection != connections_.end()) {
+      answer_queue_timeout(connection->second.fd.get());
+      connections_.erase(connection);
+    }
     ++expired;
   }
   if (expired > 0) {
-    spdlog::warn("closed {} connections that waited over {} ms for a ready worker", expired,
+    spdlog::warn("answered 503 to {} connections that waited over {} ms for a worker", expired,
                  config_.queue_timeout.count());
   }
 }
@@ -694,6 +723,8 @@ void Master::handle_message(WorkerRecord& worker, const std::string& payload) {
     dispatch_connections();
   } else if (const auto* ack = std::get_if<proto::Ack>(&message)) {
     handle_ack(worker, *ack);
+  } else if (const auto* capacity = std::get_if<proto::Capacity>(&message)) {
+    handle_capacity(worker, *capacity);
   } else if (const auto* heartbeat = std::get_if<proto::Heartbeat>(&message)) {
     worker.stats = heartbeat->stats;
     worker.request_rate.add(worker.last_heartbeat, worker.stats.requests);
@@ -714,6 +745,18 @@ void Master::handle_ack(WorkerRecord& worker, const proto::Ack& ack) {
   } else {
     dispatch_connections();
   }
+}
+
+// A full worker is skipped: what it refused, and what arrives until it has
+// room, goes to the others or waits in the queue (--queue-timeout), rather
+// than bouncing between the master and a worker that can take nothing.
+void Master::handle_capacity(WorkerRecord& worker, const proto::Capacity& capacity) {
+  if (worker.full == capacity.full) return;
+  worker.full = capacity.full;
+  spdlog::debug("Worker {} {} (--max-connections {})", worker.pid,
+                worker.full ? "is full" : "has room again", config_.max_connections);
+  update_eligibility(worker);
+  if (!worker.full && !stopping_) dispatch_connections();
 }
 
 bool Master::send_to_worker(WorkerRecord& worker, const proto::MasterMessage& message) {
@@ -758,8 +801,8 @@ void Master::replace_worker(WorkerRecord& worker, const std::string& reason) {
 
 void Master::update_eligibility(const WorkerRecord& worker) {
   auto channel = channels_.find(worker.id);
-  bool eligible = worker.state == WorkerState::kReady && channel != channels_.end() &&
-                  !channel->second->blocked;
+  bool eligible = worker.state == WorkerState::kReady && !worker.full &&
+                  channel != channels_.end() && !channel->second->blocked;
   dispatcher_.set_eligible(worker.id, eligible);
 }
 
@@ -823,6 +866,7 @@ MasterView Master::view() const {
   view.stopping = stop_announced_;
   view.reloading = replacements_.reloading();
   view.pending = dispatcher_.queued();
+  view.max_connections = config_.max_connections;
   view.connections_total = connections_total_;
   view.reloads_total = reloads_total_;
   view.hung_kills_total = hung_kills_total_;

@@ -45,6 +45,9 @@ struct MasterConfig {
   std::size_t workers = 1;
   WorkerCommand worker;
   std::size_t handoff_window = 16;
+  // Connections each worker holds at most (HERD_MAX_CONNECTIONS); main()
+  // turns 0 into the open-descriptor limit less a reserve.
+  std::size_t max_connections = 0;
   // kRoundRobin: the master accepts and hands connections out (Node's
   // SCHED_RR). kNone: the workers accept from the shared listening socket
   // themselves (Node's SCHED_NONE); the master only supervises.
@@ -137,6 +140,7 @@ class Master {
 
   void read_channel(Channel& channel);
   void handle_message(WorkerRecord& worker, const std::string& payload);
+  void handle_capacity(WorkerRecord& worker, const proto::Capacity& capacity);
   void handle_ack(WorkerRecord& worker, const proto::Ack& ack);
   bool send_to_worker(WorkerRecord& worker, const proto::MasterMessage& message);
   void close_channel(WorkerId worker);

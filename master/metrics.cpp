@@ -175,6 +175,11 @@ std::string render_metrics(const MasterView& master, const WorkerTable& workers,
     out.sample("herd_worker_active_connections", labels,
                static_cast<double>(record.stats.active_connections));
   });
+  out.family("herd_worker_full", "gauge",
+             "1 while the worker is at --max-connections with none idle: it is handed nothing.");
+  each_worker([&](const WorkerRecord& record, const Labels& labels) {
+    out.sample("herd_worker_full", labels, record.full ? 1 : 0);
+  });
   out.family("herd_worker_connections_handed_total", "counter",
              "Connections the master handed the worker.");
   each_worker([&](const WorkerRecord& record, const Labels& labels) {

@@ -42,6 +42,9 @@ json to_json_object(const Heartbeat& m) {
 json to_json_object(const Pong&) {
   return {{"type", "pong"}};
 }
+json to_json_object(const Capacity& m) {
+  return {{"type", "capacity"}, {"full", m.full}};
+}
 json to_json_object(const Conn& m) {
   return {{"type", "conn"}, {"seq", m.seq}};
 }
@@ -194,6 +197,8 @@ Decoded<WorkerMessage> decode_worker_message(std::string_view text) {
       result.message = Heartbeat{read_stats(*object)};
     } else if (type == "pong") {
       result.message = Pong{};
+    } else if (type == "capacity") {
+      result.message = Capacity{required<bool>(*object, "full")};
     } else {
       result.error = "unknown message type '" + type + "'";
     }
@@ -232,7 +237,8 @@ std::string_view type_name(const WorkerMessage& message) {
   return std::visit(
       Overloaded{[](const Hello&) { return "hello"; }, [](const Ready&) { return "ready"; },
                  [](const Ack&) { return "ack"; }, [](const Heartbeat&) { return "heartbeat"; },
-                 [](const Pong&) { return "pong"; }},
+                 [](const Pong&) { return "pong"; },
+                 [](const Capacity&) { return "capacity"; }},
       message);
 }
 

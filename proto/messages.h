@@ -62,6 +62,11 @@ struct Heartbeat {
   WorkerStats stats;
 };
 struct Pong {};
+// The worker is at its --max-connections with none idle to close (`full`),
+// or has room again; a full worker is handed nothing.
+struct Capacity {
+  bool full = false;
+};
 
 // master -> worker
 struct Conn {
@@ -72,7 +77,7 @@ struct Drain {
 };
 struct Ping {};
 
-using WorkerMessage = std::variant<Hello, Ready, Ack, Heartbeat, Pong>;
+using WorkerMessage = std::variant<Hello, Ready, Ack, Heartbeat, Pong, Capacity>;
 using MasterMessage = std::variant<Conn, Drain, Ping>;
 
 // {"2xx":N,"3xx":N,"4xx":N,"5xx":N}, as in heartbeats and control replies.

@@ -71,6 +71,13 @@ void Connection::drain() {
   update_timeout(now());
 }
 
+bool Connection::reclaim() {
+  if (timeout_ != Timeout::kIdle || unread_bytes_waiting()) return false;
+  spdlog::debug("closing an idle connection to make room for a new one");
+  close();
+  return true;
+}
+
 bool Connection::unread_bytes_waiting() const {
   int waiting = 0;
   if (!input_.empty()) return true;
@@ -208,7 +215,7 @@ bool Connection::write_output() {
 bool Connection::settle(TimePoint now) {
   if (session_.closing()) {
     set_reading(false);
-    timeout_ = Timeout::kNone;
+    enter(Timeout::kNone);
     if (output_.empty()) return close();
     close_when_flushed_ = true;  // on_writable closes once the output is taken
     return true;
@@ -230,7 +237,7 @@ void Connection::update_timeout(TimePoint now) {
     if (timeout_ != Timeout::kRequest)
       set_timeout(Timeout::kRequest, now + settings_.header_timeout);
   } else if (session_.outstanding() > 0) {
-    timeout_ = Timeout::kNone;  // a timer still armed finds nothing to do
+    enter(Timeout::kNone);  // a timer still armed finds nothing to do
   } else if (draining_ && session_.responses_written() > 0) {
     if (timeout_ != Timeout::kDrainGrace) {
       set_timeout(Timeout::kDrainGrace, now + settings_.drain_idle_grace);
@@ -240,8 +247,14 @@ void Connection::update_timeout(TimePoint now) {
   }
 }
 
-void Connection::set_timeout(Timeout kind, TimePoint deadline) {
+void Connection::enter(Timeout kind) {
+  bool was_idle = timeout_ == Timeout::kIdle;
   timeout_ = kind;
+  if (was_idle != (kind == Timeout::kIdle)) owner_.connection_idle(this, !was_idle);
+}
+
+void Connection::set_timeout(Timeout kind, TimePoint deadline) {
+  enter(kind);
   deadline_ = deadline;
   // An armed timer that fires no later than the deadline will re-arm itself.
   if (timer_armed_ && timer_fires_at_ <= deadline) return;

@@ -21,6 +21,8 @@
 #include <cstdint>
 #include <string>
 
+#include <boost/intrusive/list.hpp>
+
 #include "common/event_loop.h"
 #include "common/unique_fd.h"
 #include "worker/byte_buffer.h"
@@ -50,12 +52,19 @@ class ConnectionOwner {
  public:
   virtual ~ConnectionOwner() = default;
   virtual void connection_closed(class Connection* connection) = 0;  // deletes it
+  // The connection became idle (waiting for a request, none in progress or
+  // owed) or stopped being idle.
+  virtual void connection_idle(class Connection* connection, bool idle) = 0;
   virtual void response_written(unsigned status, std::uint64_t latency_us) = 0;
   virtual void count_bytes(std::size_t in, std::size_t out) = 0;
   virtual std::string_view current_date() = 0;
 };
 
-class Connection final : public SessionHost {
+// Links a connection into its worker's list of idle ones.
+using IdleHook =
+    boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
+
+class Connection final : public SessionHost, public IdleHook {
  public:
   using TimePoint = std::chrono::steady_clock::time_point;
 
@@ -69,6 +78,10 @@ class Connection final : public SessionHost {
   bool start();
   // The worker is draining: close now if idle, else after the current response.
   void drain();
+  // The worker needs the room: closes the connection if it is idle and no
+  // request waits unread, as a keep-alive timeout would. Returns whether it
+  // closed (and so deleted) it.
+  bool reclaim();
 
   // SessionHost
   TimePoint now() override { return std::chrono::steady_clock::now(); }
@@ -94,6 +107,7 @@ class Connection final : public SessionHost {
   bool settle(TimePoint now);
 
   void set_reading(bool reading);
+  void enter(Timeout kind);  // tells the owner when idleness changes
   void set_timeout(Timeout kind, TimePoint deadline);
   void update_timeout(TimePoint now);
   bool unread_bytes_waiting() const;

@@ -87,6 +87,9 @@ int run(const App& app, const RunOptions& options) {
       Milliseconds{env_number("HERD_HEARTBEAT_INTERVAL_MS").value_or(1000)};
   settings.handoff_window =
       static_cast<std::size_t>(std::max(env_number("HERD_HANDOFF_WINDOW").value_or(1), 1L));
+  if (std::optional<long> limit = env_number("HERD_MAX_CONNECTIONS"); limit && *limit > 0) {
+    settings.max_connections = static_cast<std::size_t>(*limit);
+  }
   settings.connection.keepalive_timeout = options.keepalive_timeout;
   settings.connection.header_timeout = options.header_timeout;
   settings.connection.limits.header_bytes = options.max_header_bytes;

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <iterator>
 #include <variant>
 
 namespace herd {
@@ -62,6 +63,7 @@ int Worker::run() {
   ack_event_.reset(evtimer_new(base_.get(), on_ack_due, this));
   heartbeat_event_.reset(event_new(base_.get(), -1, EV_PERSIST, on_heartbeat, this));
   drain_deadline_event_.reset(evtimer_new(base_.get(), on_drain_deadline, this));
+  room_event_.reset(event_new(base_.get(), -1, 0, on_room, this));
   for (int signal : {SIGTERM, SIGINT}) {
     EventPtr event(evsignal_new(base_.get(), signal, on_signal, this));
     event_add(event.get(), nullptr);
@@ -99,6 +101,10 @@ void Worker::on_drain_deadline(evutil_socket_t, short, void* arg) {
   spdlog::warn("drain deadline reached with {} connections open; closing them",
                worker->connections_.size());
   event_base_loopexit(worker->base_.get(), nullptr);
+}
+
+void Worker::on_room(evutil_socket_t, short, void* arg) {
+  static_cast<Worker*>(arg)->report_room();
 }
 
 void Worker::on_signal(evutil_socket_t signal, short, void* arg) {
@@ -151,6 +157,9 @@ void Worker::handle_message(ReceivedMessage& received) {
       spdlog::error("'conn' {} came with {} descriptors instead of one; refusing it", conn->seq,
                     received.fds.size());
       refused_seqs_.push_back(conn->seq);
+      // Out of descriptors (the kernel dropped it): take nothing more until
+      // a connection closes or the next heartbeat finds room.
+      if (received.control_truncated) set_full(true);
       return;
     }
     adopt(conn->seq, std::move(received.fds[0]));
@@ -162,8 +171,9 @@ void Worker::handle_message(ReceivedMessage& received) {
 }
 
 void Worker::adopt(std::uint64_t seq, UniqueFd fd) {
-  // Refused: the master re-dispatches it.
-  if (draining_ || !open_connection(std::move(fd))) {
+  // Refused: the master re-dispatches it (to another worker, while this one
+  // is full).
+  if (draining_ || !make_room() || !open_connection(std::move(fd))) {
     refused_seqs_.push_back(seq);
     return;
   }
@@ -182,6 +192,49 @@ bool Worker::open_connection(UniqueFd fd) {
   ++stats_.connections;
   stats_.active_connections = connections_.size();
   return true;
+}
+
+// ---- the connection limit ---------------------------------------------------
+
+// Room for one more connection: below the limit, or by closing the
+// longest-idle one, as nginx reuses keep-alive connections when its
+// worker_connections run out (an idle client loses nothing it asked for;
+// HTTP clients reopen). With none idle the worker is full.
+bool Worker::make_room() {
+  if (connections_.size() < settings_.max_connections) return true;
+  // A candidate with a request waiting unread is about to be busy: skip it,
+  // but look at only a few, so a full worker's refusal stays cheap.
+  int candidates = 8;
+  for (auto it = idle_.begin(); it != idle_.end() && candidates-- > 0;) {
+    Connection& connection = *it++;
+    if (connection.reclaim()) return true;  // deleted it: iterate no further
+  }
+  set_full(true);
+  return false;
+}
+
+// A full worker is handed nothing: the master learns it from `capacity`
+// before the refusal that follows (so it does not send the refused
+// connection straight back), and with --schedule none the worker stops
+// accepting and leaves the socket's backlog to the others.
+void Worker::set_full(bool full) {
+  if (full == full_) return;
+  full_ = full;
+  spdlog::debug("worker {} {} ({} connections, {} idle, limit {})", settings_.id,
+                full ? "is full" : "has room again", connections_.size(),
+                std::distance(idle_.begin(), idle_.end()), settings_.max_connections);
+  if (listen_) {
+    if (accept_event_) full ? event_del(accept_event_.get()) : event_add(accept_event_.get(), nullptr);
+  } else {
+    send(proto::Capacity{full});
+  }
+}
+
+void Worker::report_room() {
+  if (full_ && !draining_ &&
+      (connections_.size() < settings_.max_connections || !idle_.empty())) {
+    set_full(false);
+  }
 }
 
 // ---- accepting (--schedule none) -------------------------------------------
@@ -217,10 +270,15 @@ void Worker::on_acceptable(evutil_socket_t, short, void* arg) {
 // while more wait, so a burst is still drained (and shared with the other
 // workers), and the common case costs no accept4() failing with EAGAIN.
 void Worker::accept_connection() {
-  if (!listen_) return;
+  if (!listen_ || !make_room()) return;
   UniqueFd fd(::accept4(listen_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
   if (fd) {
     (void)open_connection(std::move(fd));
+  } else if (errno == EMFILE || errno == ENFILE) {
+    // Level-triggered readiness would call straight back: pause until a
+    // connection closes or the next heartbeat.
+    spdlog::warn("accept4() failed: {}; pausing accepts", std::strerror(errno));
+    set_full(true);
   } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
     spdlog::error("accept4() failed: {}", std::strerror(errno));
   }
@@ -279,6 +337,7 @@ void Worker::flush_outbox() {
 }
 
 void Worker::send_heartbeat() {
+  report_room();  // a worker that ran out of descriptors tries again
   // A master that is not reading does not need a backlog of stale heartbeats.
   if (!outbox_.empty()) return;
   stats_.active_connections = connections_.size();
@@ -322,7 +381,15 @@ void Worker::master_gone() {
 void Worker::connection_closed(Connection* connection) {
   connections_.erase(connection);
   stats_.active_connections = connections_.size();
+  if (full_) event_active(room_event_.get(), EV_TIMEOUT, 0);
   exit_when_drained();
+}
+
+void Worker::connection_idle(Connection* connection, bool idle) {
+  if (connection->is_linked()) connection->unlink();
+  if (!idle) return;
+  idle_.push_back(*connection);  // the longest idle stay at the front
+  if (full_) event_active(room_event_.get(), EV_TIMEOUT, 0);
 }
 
 void Worker::response_written(unsigned status, std::uint64_t latency_us) {

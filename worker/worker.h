@@ -10,6 +10,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <boost/intrusive/list.hpp>
+
 #include "common/clock.h"
 #include "common/event_loop.h"
 #include "common/fd_passing.h"
@@ -34,6 +36,10 @@ struct WorkerSettings {
   // it hands this worker before waiting for an ack. Acks are coalesced up to
   // half of it; 1 acks every connection at once.
   std::size_t handoff_window = 1;
+  // The master's --max-connections (HERD_MAX_CONNECTIONS): connections held
+  // at most. At the limit the longest-idle one is closed for a new one; with
+  // none idle the worker is full (see make_room()).
+  std::size_t max_connections = 65536;
   // How long to finish in-flight requests after SIGTERM or losing the master.
   Milliseconds orphan_drain_timeout{1000};
   ConnectionSettings connection;
@@ -48,6 +54,7 @@ class Worker final : public ConnectionOwner {
   int run();
 
   void connection_closed(Connection* connection) override;
+  void connection_idle(Connection* connection, bool idle) override;
   void response_written(unsigned status, std::uint64_t latency_us) override;
   void count_bytes(std::size_t in, std::size_t out) override;
   std::string_view current_date() override;
@@ -60,11 +67,15 @@ class Worker final : public ConnectionOwner {
   static void on_drain_deadline(evutil_socket_t fd, short what, void* arg);
   static void on_signal(evutil_socket_t signal, short what, void* arg);
   static void on_acceptable(evutil_socket_t fd, short what, void* arg);
+  static void on_room(evutil_socket_t fd, short what, void* arg);
 
   void read_channel();
   void handle_message(ReceivedMessage& received);
   void adopt(std::uint64_t seq, UniqueFd fd);
   bool open_connection(UniqueFd fd);
+  bool make_room();
+  void set_full(bool full);
+  void report_room();
   void start_accepting();
   void accept_connection();
   void stop_accepting();
@@ -90,10 +101,14 @@ class Worker final : public ConnectionOwner {
   EventPtr ack_event_;  // flushes coalesced acks at the latest kAckDelay after an adoption
   EventPtr heartbeat_event_;
   EventPtr drain_deadline_event_;
+  EventPtr room_event_;  // report_room() from the loop, not from inside a connection
   std::vector<EventPtr> signal_events_;
   UniqueFd listen_;        // --schedule none only
   UniqueFd accept_epoll_;  // holds listen_ with EPOLLEXCLUSIVE; libevent watches it
   EventPtr accept_event_;
+  // Idle connections, longest idle first; declared before connections_ so it
+  // outlives them (each unlinks itself when it is deleted).
+  boost::intrusive::list<Connection, boost::intrusive::constant_time_size<false>> idle_;
   std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
 
   std::vector<std::uint64_t> adopted_seqs_;  // not yet acked; see schedule_acks()
@@ -101,6 +116,9 @@ class Worker final : public ConnectionOwner {
   proto::WorkerStats stats_;
   bool draining_ = false;
   bool master_gone_ = false;
+  // At max_connections with none idle: the master was told (`capacity`), or
+  // with --schedule none, accepting is paused.
+  bool full_ = false;
 
   std::time_t date_second_ = 0;
   std::string date_;

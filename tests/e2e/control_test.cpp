@@ -65,15 +65,6 @@ std::int64_t unix_now_ms() {
 
 // ---- reading replies ---------------------------------------------------------
 
-bool is_ok(const json& reply) {
-  return reply.is_object() && reply.value("ok", false) == true;
-}
-
-std::uint64_t number(const json& object, const char* key) {
-  auto it = object.find(key);
-  return it != object.end() && it->is_number_unsigned() ? it->get<std::uint64_t>() : 0;
-}
-
 // `total.<key>` of a stats reply, or `total.responses.<key>` with a class.
 std::uint64_t total(const json& stats, const char* key) {
   return number(stats.at("total"), key);

@@ -48,15 +48,6 @@ constexpr Milliseconds kSlowIoTimeout{15000};
 const std::regex kRequestHandled(R"(Request handled by worker (\d+))");
 const std::regex kWorkerDied(R"(Worker \d+ died)");
 
-bool is_ok(const json& reply) {
-  return reply.is_object() && reply.value("ok", false) == true;
-}
-
-std::uint64_t number(const json& object, const char* key) {
-  auto it = object.find(key);
-  return it != object.end() && it->is_number_unsigned() ? it->get<std::uint64_t>() : 0;
-}
-
 // The body parsed as JSON; a discarded value when it is not JSON.
 json body_json(const HttpResponse& response) {
   return json::parse(response.body, nullptr, /*allow_exceptions=*/false);
@@ -161,7 +152,7 @@ json wait_for_stats(const Cluster& cluster, const std::function<bool(const json&
   return last;
 }
 
-json status_of(const Cluster& cluster) {
+json checked_status(const Cluster& cluster) {
   std::string error;
   std::optional<json> reply =
       control_request(control_path(cluster), {{"cmd", "status"}}, kIoTimeout, &error);
@@ -741,7 +732,7 @@ TEST(JsonApiExample, ClientLeavingBeforeSlowResponseDoesNotHurtTheWorker) {
 
   EXPECT_TRUE(pid_alive(worker));
   EXPECT_EQ(herd.worker_pids(), started) << "a worker was started after the first";
-  json status = status_of(*cluster);
+  json status = checked_status(*cluster);
   ASSERT_TRUE(status.contains("workers") && status["workers"].size() == 1u) << status.dump();
   EXPECT_EQ(static_cast<pid_t>(number(status["workers"][0], "pid")), worker) << status.dump();
   EXPECT_EQ(number(status["workers"][0], "restarts"), 0u) << status.dump();

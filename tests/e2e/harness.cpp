@@ -920,6 +920,21 @@ std::optional<nlohmann::json> control_request(const std::string& path,
   return reply;
 }
 
+bool is_ok(const nlohmann::json& reply) {
+  return reply.is_object() && reply.value("ok", false) == true;
+}
+
+std::uint64_t number(const nlohmann::json& object, const char* key) {
+  auto it = object.find(key);
+  return it != object.end() && it->is_number_unsigned() ? it->get<std::uint64_t>() : 0;
+}
+
+std::optional<nlohmann::json> status_of(const Cluster& cluster) {
+  std::optional<nlohmann::json> reply = control_request(control_path(cluster), {{"cmd", "status"}});
+  if (!reply || !is_ok(*reply) || !reply->contains("workers")) return std::nullopt;
+  return reply;
+}
+
 void RequestLoop::run(std::uint16_t port) {
   auto deadline = std::chrono::steady_clock::now() + kMaxLoopDuration;
   while (!stop_ && done_ < kMaxLoopRequests && std::chrono::steady_clock::now() < deadline) {

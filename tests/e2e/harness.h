@@ -326,6 +326,15 @@ std::optional<nlohmann::json> control_request(const std::string& path,
                                               Milliseconds timeout = kIoTimeout,
                                               std::string* error = nullptr);
 
+// Whether a control reply says {"ok": true}.
+bool is_ok(const nlohmann::json& reply);
+
+// An unsigned field, or 0 when it is absent or of another type.
+std::uint64_t number(const nlohmann::json& object, const char* key);
+
+// The master's `status` reply, or nullopt when it did not answer.
+std::optional<nlohmann::json> status_of(const Cluster& cluster);
+
 // Sequential GET / requests, each on a fresh connection, in a thread, until
 // stop() or its bounds: load beside an operation under test. Every
 // answer other than a 200 is a failure.

@@ -46,15 +46,6 @@ std::string find_python3() {
   return "";
 }
 
-bool is_ok(const json& reply) {
-  return reply.is_object() && reply.value("ok", false) == true;
-}
-
-std::uint64_t number(const json& object, const char* key) {
-  auto it = object.find(key);
-  return it != object.end() && it->is_number_unsigned() ? it->get<std::uint64_t>() : 0;
-}
-
 std::set<std::uint64_t> worker_ids(const json& reply) {
   std::set<std::uint64_t> ids;
   for (const json& worker : reply.at("workers")) ids.insert(number(worker, "id"));

@@ -57,6 +57,7 @@ MasterView running_master() {
   master.started_at = kStart;
   master.listen = "127.0.0.1:3000";
   master.pending = 2;
+  master.max_connections = 1000;
   master.connections_total = 77;
   return master;
 }
@@ -126,7 +127,8 @@ TEST(ControlHandlersTest, StatusHasTheDocumentedMasterFields) {
   EXPECT_EQ(
       keys_of(reply["master"]),
       (std::set<std::string>{"pid", "version", "uptime_ms", "listen", "schedule", "state",
-                             "workers_target", "pending", "connections_total", "restarts_total"}));
+                             "workers_target", "pending", "max_connections", "connections_total",
+                             "restarts_total"}));
   EXPECT_EQ(keys_of(reply), (std::set<std::string>{"ok", "master", "workers", "slots"}));
 }
 
@@ -143,7 +145,7 @@ TEST(ControlHandlersTest, StatusDescribesTheMaster) {
   EXPECT_EQ(reply["master"], json::parse(R"({
     "pid": 4242, "version": "0.1.0", "uptime_ms": 90000, "listen": "127.0.0.1:3000",
     "schedule": "round-robin", "state": "running", "workers_target": 3, "pending": 2,
-    "connections_total": 77, "restarts_total": 1})"));
+    "max_connections": 1000, "connections_total": 77, "restarts_total": 1})"));
 }
 
 TEST(ControlHandlersTest, StatusListsEveryWorkerWithEveryDocumentedField) {
@@ -157,7 +159,7 @@ TEST(ControlHandlersTest, StatusListsEveryWorkerWithEveryDocumentedField) {
     EXPECT_EQ(keys_of(worker),
               (std::set<std::string>{"id", "slot", "pid", "state", "started_at", "uptime_ms",
                                      "restarts", "last_exit", "connections", "active_connections",
-                                     "requests", "rps", "responses", "latency_us", "bytes_in",
+                                     "full", "requests", "rps", "responses", "latency_us", "bytes_in",
                                      "bytes_out", "rss_kb", "cpu_pct", "last_heartbeat_ms"}));
     EXPECT_EQ(keys_of(worker["responses"]), (std::set<std::string>{"2xx", "3xx", "4xx", "5xx"}));
     EXPECT_EQ(keys_of(worker["latency_us"]), (std::set<std::string>{"p50", "p90", "p99", "max"}));
@@ -176,6 +178,7 @@ TEST(ControlHandlersTest, StatusReportsEachWorkersFields) {
   worker.last_heartbeat = kNow - Milliseconds{1500};
   worker.connections_handed = 12;
   worker.stats.active_connections = 3;
+  worker.full = true;
   worker.stats.requests = 40;
   worker.stats.responses = {30, 5, 4, 1};
   worker.stats.bytes_in = 4000;
@@ -192,7 +195,7 @@ TEST(ControlHandlersTest, StatusReportsEachWorkersFields) {
   EXPECT_EQ(reply["workers"][0], json::parse(R"({
     "id": 2, "slot": 1, "pid": 200, "state": "ready", "started_at": 1700000000000,
     "uptime_ms": 80000, "restarts": 1, "last_exit": {"code": null, "signal": 9},
-    "connections": 12, "active_connections": 3, "requests": 40, "rps": 12.5,
+    "connections": 12, "active_connections": 3, "full": true, "requests": 40, "rps": 12.5,
     "responses": {"2xx": 30, "3xx": 5, "4xx": 4, "5xx": 1},
     "latency_us": {"p50": 20, "p90": 20, "p99": 20, "max": 20},
     "bytes_in": 4000, "bytes_out": 9000, "rss_kb": 20480, "cpu_pct": 12.3,

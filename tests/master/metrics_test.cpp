@@ -85,6 +85,7 @@ TEST_F(MetricsTest, EachWorkerIsLabelledBySlotAndId) {
   first.stats.responses.status_2xx = 10;
   first.stats.responses.status_5xx = 2;
   first.stats.active_connections = 7;
+  first.full = true;
   first.connections_handed = 12;
   first.rss_kb = 2048;
   first.cpu_ticks = 250;
@@ -96,6 +97,8 @@ TEST_F(MetricsTest, EachWorkerIsLabelledBySlotAndId) {
   EXPECT_EQ(parsed.samples.at(R"(herd_worker_requests_total{slot="0",id="4",class="2xx"})"), 10);
   EXPECT_EQ(parsed.samples.at(R"(herd_worker_requests_total{slot="0",id="4",class="5xx"})"), 2);
   EXPECT_EQ(parsed.samples.at(R"(herd_worker_active_connections{slot="0",id="4"})"), 7);
+  EXPECT_EQ(parsed.samples.at(R"(herd_worker_full{slot="0",id="4"})"), 1);
+  EXPECT_EQ(parsed.samples.at(R"(herd_worker_full{slot="1",id="9"})"), 0);
   EXPECT_EQ(parsed.samples.at(R"(herd_worker_connections_handed_total{slot="0",id="4"})"), 12);
   EXPECT_EQ(parsed.samples.at(R"(herd_worker_resident_memory_bytes{slot="0",id="4"})"), 2097152);
   EXPECT_EQ(parsed.samples.at(R"(herd_worker_cpu_seconds_total{slot="0",id="4"})"), 2.5);

@@ -108,6 +108,16 @@ TEST(MessagesTest, PongRoundTrips) {
   decode_worker_as<Pong>(encode(WorkerMessage{Pong{}}));
 }
 
+TEST(MessagesTest, CapacityRoundTripsFull) {
+  EXPECT_TRUE(decode_worker_as<Capacity>(encode(WorkerMessage{Capacity{true}})).full);
+  EXPECT_FALSE(decode_worker_as<Capacity>(encode(WorkerMessage{Capacity{false}})).full);
+}
+
+TEST(MessagesTest, RejectsCapacityWithoutABooleanFull) {
+  expect_rejected(decode_worker_message(R"({"type":"capacity"})"), "full");
+  expect_rejected(decode_worker_message(R"({"type":"capacity","full":1})"), "full");
+}
+
 // ---- Round trips, master -> worker ----
 
 TEST(MessagesTest, ConnRoundTripsSeq) {
@@ -317,6 +327,7 @@ TEST(MessagesTest, TypeNameIsTheWireNameOfEveryWorkerMessage) {
   EXPECT_EQ(type_name(WorkerMessage{Ack{}}), "ack");
   EXPECT_EQ(type_name(WorkerMessage{Heartbeat{}}), "heartbeat");
   EXPECT_EQ(type_name(WorkerMessage{Pong{}}), "pong");
+  EXPECT_EQ(type_name(WorkerMessage{Capacity{}}), "capacity");
 }
 
 TEST(MessagesTest, TypeNameIsTheWireNameOfEveryMasterMessage) {
@@ -328,7 +339,7 @@ TEST(MessagesTest, TypeNameIsTheWireNameOfEveryMasterMessage) {
 TEST(MessagesTest, TypeNameMatchesEncodedType) {
   for (const WorkerMessage& message :
        {WorkerMessage{Hello{}}, WorkerMessage{Ready{}}, WorkerMessage{Ack{}},
-        WorkerMessage{Heartbeat{}}, WorkerMessage{Pong{}}}) {
+        WorkerMessage{Heartbeat{}}, WorkerMessage{Pong{}}, WorkerMessage{Capacity{}}}) {
     EXPECT_EQ(nlohmann::json::parse(encode(message))["type"], std::string(type_name(message)));
   }
   for (const MasterMessage& message :
