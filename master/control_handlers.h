@@ -27,8 +27,8 @@ struct MasterView {
   std::string listen;                    // "host:port"
   std::string schedule = "round-robin";  // or "none": the workers accept
   bool stopping = false;
-  bool reloading = false;   // a reload is replacing workers now
-  std::size_t pending = 0;  // connections queued in the master
+  bool reloading = false;           // a reload is replacing workers now
+  std::size_t pending = 0;          // connections queued in the master
   std::size_t max_connections = 0;  // per worker (--max-connections)
   std::uint64_t connections_total = 0;
   std::uint64_t reloads_total = 0;     // reloads started

@@ -324,6 +324,14 @@ std::string string_text(const json& object, std::string_view key) {
   return value->dump();
 }
 
+// "ready", or "ready,full" while the worker is at --max-connections with
+// none idle (it is handed nothing).
+std::string worker_state_text(const json& worker) {
+  const json* full = field(worker, "full");
+  bool is_full = full != nullptr && full->is_boolean() && full->get<bool>();
+  return string_text(worker, "state") + (is_full ? ",full" : "");
+}
+
 // A live process always has some memory: 0 means "not sampled yet" (a worker
 // that has not sent its first heartbeat).
 std::string kib_text(const json& object, std::string_view key) {
@@ -455,7 +463,7 @@ std::string format_status(const json& reply) {
         count_text(worker, "id"),
         count_text(worker, "slot"),
         count_text(worker, "pid"),
-        string_text(worker, "state"),
+        worker_state_text(worker),
         unit_text(worker, "uptime_ms", format_duration_ms),
         count_text(worker, "restarts"),
         count_text(worker, "requests"),

@@ -303,9 +303,10 @@ int main(int argc, char** argv) {
   if (config.max_connections == 0) {
     config.max_connections = usable;
   } else if (config.max_connections > usable) {
-    spdlog::warn("--max-connections {} is more than a worker's {} open descriptors allow; a "
-                 "worker out of descriptors refuses connections until one closes",
-                 config.max_connections, known);
+    spdlog::warn(
+        "--max-connections {} is more than a worker's {} open descriptors allow; a "
+        "worker out of descriptors refuses connections until one closes",
+        config.max_connections, known);
   }
   config.worker.env.push_back("HERD_MAX_CONNECTIONS=" + std::to_string(config.max_connections));
   if (const auto& credentials = config.worker.credentials) {

@@ -47,7 +47,7 @@ struct WorkerRecord {
   bool said_hello = false;
   bool channel_open = true;
   std::uint64_t connections_handed = 0;
-  bool full = false;  // at --max-connections with none idle (its `capacity`): handed nothing
+  bool full = false;         // at --max-connections with none idle (its `capacity`): handed nothing
   proto::WorkerStats stats;  // as of the last heartbeat
   RateWindow request_rate;   // requests per second over recent heartbeats
   std::uint64_t rss_kb = 0;  // from /proc, sampled at each heartbeat

@@ -237,8 +237,7 @@ std::string_view type_name(const WorkerMessage& message) {
   return std::visit(
       Overloaded{[](const Hello&) { return "hello"; }, [](const Ready&) { return "ready"; },
                  [](const Ack&) { return "ack"; }, [](const Heartbeat&) { return "heartbeat"; },
-                 [](const Pong&) { return "pong"; },
-                 [](const Capacity&) { return "capacity"; }},
+                 [](const Pong&) { return "pong"; }, [](const Capacity&) { return "capacity"; }},
       message);
 }
 

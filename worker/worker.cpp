@@ -12,7 +12,6 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <iterator>
 #include <variant>
 
 namespace herd {
@@ -220,19 +219,18 @@ bool Worker::make_room() {
 void Worker::set_full(bool full) {
   if (full == full_) return;
   full_ = full;
-  spdlog::debug("worker {} {} ({} connections, {} idle, limit {})", settings_.id,
+  spdlog::debug("worker {} {} ({} connections, limit {})", settings_.id,
                 full ? "is full" : "has room again", connections_.size(),
-                std::distance(idle_.begin(), idle_.end()), settings_.max_connections);
-  if (listen_) {
-    if (accept_event_) full ? event_del(accept_event_.get()) : event_add(accept_event_.get(), nullptr);
-  } else {
+                settings_.max_connections);
+  if (!listen_) {
     send(proto::Capacity{full});
+  } else if (accept_event_) {
+    full ? event_del(accept_event_.get()) : event_add(accept_event_.get(), nullptr);
   }
 }
 
 void Worker::report_room() {
-  if (full_ && !draining_ &&
-      (connections_.size() < settings_.max_connections || !idle_.empty())) {
+  if (full_ && !draining_ && (connections_.size() < settings_.max_connections || !idle_.empty())) {
     set_full(false);
   }
 }

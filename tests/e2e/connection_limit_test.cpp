@@ -206,8 +206,8 @@ TEST(ConnectionLimit, AtTheLimitTheLongestIdleConnectionMakesWay) {
   EXPECT_EQ(served, 20u);
   bool made_way = wait_until(
       [&] { return closed_by_server(flood) + closed_by_server(kept) >= kFlood; }, kIoTimeout);
-  EXPECT_TRUE(made_way) << closed_by_server(flood) << " of the flood and "
-                        << closed_by_server(kept) << " kept clients closed";
+  EXPECT_TRUE(made_way) << closed_by_server(flood) << " of the flood and " << closed_by_server(kept)
+                        << " kept clients closed";
   std::optional<json> status = status_of(*cluster);
   ASSERT_TRUE(status);
   EXPECT_LE(workers_sum(*status, "active_connections"), kLimit) << status->dump();
@@ -229,10 +229,8 @@ TEST(ConnectionLimit, WithNoneIdleNewConnectionsWaitInTheMasterUntilOneFrees) {
   HttpClient waiting(cluster->port);
   ASSERT_TRUE(waiting.send(get_request("/"))) << waiting.error();
   std::optional<json> full = wait_for_full(*cluster, 1);
-  ASSERT_TRUE(full && full->at("workers").at(0).value("full", false)) << "the worker never said "
-                                                                            "it was full: "
-                                                                         << (full ? full->dump()
-                                                                                  : "no status");
+  ASSERT_TRUE(full && full->at("workers").at(0).value("full", false))
+      << "the worker never said it was full: " << (full ? full->dump() : "no status");
   EXPECT_EQ(number(full->at("master"), "pending"), 1u) << full->dump();
 
   // The refused connection waits; it is not bounced between the two.
@@ -252,9 +250,8 @@ TEST(ConnectionLimit, WithNoneIdleNewConnectionsWaitInTheMasterUntilOneFrees) {
   ASSERT_TRUE(served.ok()) << "the waiting connection was not served: " << served.error;
   EXPECT_EQ(served.responses[0].status, 200u);
 
-  std::optional<json> after = wait_for_status(*cluster, [](const json& reply) {
-    return number(reply.at("master"), "pending") == 0;
-  });
+  std::optional<json> after = wait_for_status(
+      *cluster, [](const json& reply) { return number(reply.at("master"), "pending") == 0; });
   ASSERT_TRUE(after);
   EXPECT_EQ(number(after->at("master"), "pending"), 0u) << after->dump();
   // The others are untouched: each still gets its answer.
@@ -268,9 +265,9 @@ TEST(ConnectionLimit, WithNoneIdleNewConnectionsWaitInTheMasterUntilOneFrees) {
 
 TEST(ConnectionLimit, PastTheQueueTimeoutAWaitingConnectionIsAnswered503) {
   constexpr std::size_t kLimit = 2;
-  std::optional<Cluster> cluster = start_cluster(
-      1, {"--max-connections", std::to_string(kLimit), "--queue-timeout", "1000",
-          "--heartbeat-interval", "100", "--", "--header-timeout", "60000"});
+  std::optional<Cluster> cluster =
+      start_cluster(1, {"--max-connections", std::to_string(kLimit), "--queue-timeout", "1000",
+                        "--heartbeat-interval", "100", "--", "--header-timeout", "60000"});
   ASSERT_TRUE(cluster);
   Clients busy;
   ASSERT_TRUE(hold_busy(*cluster, kLimit, busy));

@@ -124,11 +124,10 @@ TEST(ControlHandlersTest, StatusHasTheDocumentedMasterFields) {
   json reply = handle(R"({"cmd":"status"})", table).reply;
 
   ASSERT_TRUE(reply["master"].is_object()) << reply.dump();
-  EXPECT_EQ(
-      keys_of(reply["master"]),
-      (std::set<std::string>{"pid", "version", "uptime_ms", "listen", "schedule", "state",
-                             "workers_target", "pending", "max_connections", "connections_total",
-                             "restarts_total"}));
+  EXPECT_EQ(keys_of(reply["master"]),
+            (std::set<std::string>{"pid", "version", "uptime_ms", "listen", "schedule", "state",
+                                   "workers_target", "pending", "max_connections",
+                                   "connections_total", "restarts_total"}));
   EXPECT_EQ(keys_of(reply), (std::set<std::string>{"ok", "master", "workers", "slots"}));
 }
 
@@ -157,10 +156,11 @@ TEST(ControlHandlersTest, StatusListsEveryWorkerWithEveryDocumentedField) {
   ASSERT_EQ(reply["workers"].size(), 3u);
   for (const json& worker : reply["workers"]) {
     EXPECT_EQ(keys_of(worker),
-              (std::set<std::string>{"id", "slot", "pid", "state", "started_at", "uptime_ms",
-                                     "restarts", "last_exit", "connections", "active_connections",
-                                     "full", "requests", "rps", "responses", "latency_us", "bytes_in",
-                                     "bytes_out", "rss_kb", "cpu_pct", "last_heartbeat_ms"}));
+              (std::set<std::string>{
+                  "id",        "slot",      "pid",       "state",       "started_at",
+                  "uptime_ms", "restarts",  "last_exit", "connections", "active_connections",
+                  "full",      "requests",  "rps",       "responses",   "latency_us",
+                  "bytes_in",  "bytes_out", "rss_kb",    "cpu_pct",     "last_heartbeat_ms"}));
     EXPECT_EQ(keys_of(worker["responses"]), (std::set<std::string>{"2xx", "3xx", "4xx", "5xx"}));
     EXPECT_EQ(keys_of(worker["latency_us"]), (std::set<std::string>{"p50", "p90", "p99", "max"}));
   }

@@ -249,6 +249,19 @@ TEST(HerdctlFormatTest, UnsampledRssAndLatencyOfNoRequestsAreDashes) {
   EXPECT_EQ(lines[2], " 3     0  4045  ready   5m 2s         0         0  12.5    -    -  3.5%");
 }
 
+TEST(HerdctlFormatTest, StatusMarksAFullWorker) {
+  json reply = sample_status();
+  reply["workers"][1]["full"] = true;  // id 3, the first row
+  reply["workers"][0]["full"] = false;
+
+  std::vector<std::string> lines = split_lines(format_status(reply));
+
+  ASSERT_EQ(lines.size(), 4u);
+  std::size_t state_start = lines[1].find("state");
+  EXPECT_EQ(lines[2].substr(state_start, 11), "ready,full ");
+  EXPECT_EQ(lines[3].substr(state_start, 9), "starting ");
+}
+
 TEST(HerdctlFormatTest, StatusWithoutWorkersSaysSo) {
   json reply = sample_status();
   reply["workers"] = json::array();
