@@ -130,6 +130,16 @@ bool hold_busy(const Cluster& cluster, std::size_t count, Clients& busy) {
   return status && workers_sum(*status, "active_connections") == count;
 }
 
+// Finishes the requests of busy clients [from, to): each is answered 200.
+void finish_busy(Clients& busy, std::size_t from, std::size_t to) {
+  for (std::size_t i = from; i < to; ++i) {
+    ASSERT_TRUE(busy[i]->send(kRequestEnd)) << busy[i]->error();
+    HttpReadResult result = busy[i]->read_responses(1);
+    ASSERT_TRUE(result.ok()) << "busy client " << i << ": " << result.error;
+    EXPECT_EQ(result.responses[0].status, 200u);
+  }
+}
+
 // Waits until the one worker says it is full and the master holds `pending`.
 std::optional<json> wait_for_full(const Cluster& cluster, std::uint64_t pending) {
   return wait_for_status(cluster, [&](const json& reply) {
@@ -242,10 +252,7 @@ TEST(ConnectionLimit, WithNoneIdleNewConnectionsWaitInTheMasterUntilOneFrees) {
   EXPECT_LT(cpu_ms, window_ms / 5) << "a full worker and the master spin on the refused connection";
 
   // One busy client finishes: its answer, then room for the one waiting.
-  ASSERT_TRUE(busy[0]->send(kRequestEnd));
-  HttpReadResult finished = busy[0]->read_responses(1);
-  ASSERT_TRUE(finished.ok()) << finished.error;
-  EXPECT_EQ(finished.responses[0].status, 200u);
+  finish_busy(busy, 0, 1);
   HttpReadResult served = waiting.read_responses(1);
   ASSERT_TRUE(served.ok()) << "the waiting connection was not served: " << served.error;
   EXPECT_EQ(served.responses[0].status, 200u);
@@ -255,12 +262,7 @@ TEST(ConnectionLimit, WithNoneIdleNewConnectionsWaitInTheMasterUntilOneFrees) {
   ASSERT_TRUE(after);
   EXPECT_EQ(number(after->at("master"), "pending"), 0u) << after->dump();
   // The others are untouched: each still gets its answer.
-  for (std::size_t i = 1; i < kLimit; ++i) {
-    ASSERT_TRUE(busy[i]->send(kRequestEnd)) << busy[i]->error();
-    HttpReadResult result = busy[i]->read_responses(1);
-    ASSERT_TRUE(result.ok()) << "busy client " << i << ": " << result.error;
-    EXPECT_EQ(result.responses[0].status, 200u);
-  }
+  finish_busy(busy, 1, kLimit);
 }
 
 TEST(ConnectionLimit, PastTheQueueTimeoutAWaitingConnectionIsAnswered503) {
@@ -286,12 +288,7 @@ TEST(ConnectionLimit, PastTheQueueTimeoutAWaitingConnectionIsAnswered503) {
       std::regex(R"(answered 503 to 1 connections that waited over 1000 ms)")));
 
   // The busy ones were not disturbed.
-  for (std::size_t i = 0; i < kLimit; ++i) {
-    ASSERT_TRUE(busy[i]->send(kRequestEnd)) << busy[i]->error();
-    HttpReadResult result = busy[i]->read_responses(1);
-    ASSERT_TRUE(result.ok()) << "busy client " << i << ": " << result.error;
-    EXPECT_EQ(result.responses[0].status, 200u);
-  }
+  finish_busy(busy, 0, kLimit);
 }
 
 // With --schedule none the worker accepts itself: when full it stops
@@ -315,9 +312,7 @@ TEST(ConnectionLimit, ScheduleNoneWorkerStopsAcceptingWhileFull) {
   ASSERT_GE(cpu_ms, 0) << "cannot read the worker's CPU time";
   EXPECT_LT(cpu_ms, window_ms / 5) << "a full worker spins on the readable listening socket";
 
-  ASSERT_TRUE(busy[0]->send(kRequestEnd));
-  HttpReadResult finished = busy[0]->read_responses(1);
-  ASSERT_TRUE(finished.ok()) << finished.error;
+  finish_busy(busy, 0, 1);
   HttpReadResult served = waiting.read_responses(1);
   ASSERT_TRUE(served.ok()) << "the connection in the backlog was not served: " << served.error;
   EXPECT_EQ(served.responses[0].status, 200u);
