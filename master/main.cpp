@@ -42,15 +42,15 @@ void name_environment_variables(CLI::App& app) {
   }
 }
 
+// Descriptors a worker keeps for itself (channel, epoll, logs, the
+// application's files) when --max-connections is derived from the limit.
+constexpr rlim_t kReservedDescriptors = 64;
+
 // Raises the soft limit on open descriptors to the hard one, for the master
 // and (inherited) its workers: every client connection is a descriptor, and
 // the usual soft limit of 1024 is far below what a server needs, while the
 // hard limit is what the administrator allowed. Go does the same at start.
 // Returns the limit now in force, or 0 if it cannot be read.
-// Descriptors a worker keeps for itself (channel, epoll, logs, the
-// application's files) when --max-connections is derived from the limit.
-constexpr rlim_t kReservedDescriptors = 64;
-
 rlim_t raise_descriptor_limit(std::string& note) {
   rlimit limit{};
   if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) {
