@@ -5,7 +5,9 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <string_view>
 
@@ -71,22 +73,19 @@ struct ChildFds {
   int stderr_pipe;
 };
 
-// Writes "herd: <what>: errno <n>" on stderr with async-signal-safe calls.
-void tell_failure(const char* what, int error) {
-  char line[160] = "herd: ";
-  std::size_t length = 6;
-  for (const char* c = what; *c != '\0' && length < 120; ++c) line[length++] = *c;
-  const char middle[] = ": errno ";
-  for (char c : std::string_view(middle, sizeof(middle) - 1)) line[length++] = c;
-  char digits[12];
-  std::size_t count = 0;
-  do {
-    digits[count++] = static_cast<char>('0' + error % 10);
-    error /= 10;
-  } while (error > 0 && count < sizeof(digits));
-  while (count > 0) line[length++] = digits[--count];
-  line[length++] = '\n';
-  ssize_t ignored = ::write(STDERR_FILENO, line, length);
+// Writes "herd: <what>: errno <n>" on stderr in one write(), with
+// async-signal-safe calls only (std::to_chars neither allocates nor locks).
+void tell_failure(std::string_view what, int error) {
+  char line[160];
+  std::string_view prefix = "herd: ";
+  std::string_view middle = ": errno ";
+  what = what.substr(0, 120);
+  char* end = std::copy(prefix.begin(), prefix.end(), line);
+  end = std::copy(what.begin(), what.end(), end);
+  end = std::copy(middle.begin(), middle.end(), end);
+  end = std::to_chars(end, line + sizeof(line) - 1, error).ptr;
+  *end++ = '\n';
+  ssize_t ignored = ::write(STDERR_FILENO, line, static_cast<std::size_t>(end - line));
   (void)ignored;
 }
 
