@@ -384,8 +384,11 @@ void Worker::connection_closed(Connection* connection) {
 }
 
 void Worker::connection_idle(Connection* connection, bool idle) {
-  if (connection->is_linked()) connection->unlink();
-  if (!idle) return;
+  // Called only when idleness changes: an idle connection is not linked yet.
+  if (!idle) {
+    connection->unlink();
+    return;
+  }
   idle_.push_back(*connection);  // the longest idle stay at the front
   if (full_) event_active(room_event_.get(), EV_TIMEOUT, 0);
 }
