@@ -93,26 +93,14 @@ unsigned status_of_get(std::uint16_t port) {
 
 // Over one second while a connection waits for room, `pids` together use
 // less than a fifth of it: nothing spins on the connection that cannot be
-// taken. A measured observation window, not a wait for an event.
+// taken.
 void expect_no_spin(const std::vector<pid_t>& pids, const std::string& who) {
-  std::vector<std::optional<Milliseconds>> before;
-  for (pid_t pid : pids) before.push_back(process_cpu_time(pid));
-  Clock::time_point start = Clock::now();
-  std::this_thread::sleep_for(Milliseconds{1000});
-  double window_ms = elapsed_ms(start);
-  double cpu_ms = 0;
-  for (std::size_t i = 0; i < pids.size(); ++i) {
-    std::optional<Milliseconds> after = process_cpu_time(pids[i]);
-    ASSERT_TRUE(before[i] && after) << "cannot read the CPU time of " << who;
-    cpu_ms += static_cast<double>((*after - *before[i]).count());
-  }
-  std::cout << "[ full     ] " << who << ": CPU " << cpu_ms << " ms in " << window_ms
+  std::optional<CpuUse> use = cpu_use_over(pids, Milliseconds{1000});
+  ASSERT_TRUE(use) << "cannot read the CPU time of " << who;
+  std::cout << "[ full     ] " << who << ": CPU " << use->cpu_ms << " ms in " << use->window_ms
             << " ms while a connection waits for room\n";
-  EXPECT_LT(cpu_ms, window_ms / 5) << who << ": spinning while a connection waits for room";
-}
-
-pid_t ready_worker(const Cluster& cluster) {
-  return static_cast<pid_t>(std::stol(cluster.ready.at(0)[1]));
+  EXPECT_LT(use->cpu_ms, use->window_ms / 5)
+      << who << ": spinning while a connection waits for room";
 }
 
 // Sends each client its unfinished request and waits until the worker has
@@ -258,7 +246,8 @@ TEST(ConnectionLimit, WithNoneIdleNewConnectionsWaitInTheMasterUntilOneFrees) {
   EXPECT_EQ(number(full->at("master"), "pending"), 1u) << full->dump();
 
   // The refused connection waits; it is not bounced between the two.
-  expect_no_spin({cluster->herd->pid(), ready_worker(*cluster)}, "the master and the full worker");
+  expect_no_spin({cluster->herd->pid(), cluster->herd->worker_pids().at(0)},
+                 "the master and the full worker");
   expect_served_when_one_frees(busy, waiting);
 
   std::optional<json> after = wait_for_status(
@@ -309,7 +298,7 @@ TEST(ConnectionLimit, ScheduleNoneWorkerStopsAcceptingWhileFull) {
   HttpClient waiting(cluster->port);  // in the kernel's backlog
   ASSERT_TRUE(waiting.send(get_request("/"))) << waiting.error();
   ASSERT_TRUE(cluster->herd->wait_for_line(std::regex(R"(worker \d+ is full)")));
-  expect_no_spin({ready_worker(*cluster)}, "the full --schedule none worker");
+  expect_no_spin({cluster->herd->worker_pids().at(0)}, "the full --schedule none worker");
   expect_served_when_one_frees(busy, waiting);
 }
 

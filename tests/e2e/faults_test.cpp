@@ -499,16 +499,11 @@ TEST(Faults, BinFalseCrashLoopStaysCheapAndReportsBackoff) {
   HerdProcess& herd = *cluster->herd;
   const pid_t master = herd.pid();
 
-  std::optional<Milliseconds> cpu_before = process_cpu_time(master);
-  ASSERT_TRUE(cpu_before);
-  Clock::time_point window_start = Clock::now();
-  // A measured observation window: what the master costs while its workers
-  // keep crashing, not a wait for an event.
-  std::this_thread::sleep_for(kWindow);
-  std::optional<Milliseconds> cpu_after = process_cpu_time(master);
-  double window_ms = elapsed_ms(window_start);
-  ASSERT_TRUE(cpu_after) << "the master is gone";
-  const double cpu_ms = static_cast<double>((*cpu_after - *cpu_before).count());
+  // What the master costs while its workers keep crashing.
+  std::optional<CpuUse> use = cpu_use_over({master}, kWindow);
+  ASSERT_TRUE(use) << "the master is gone";
+  const double cpu_ms = use->cpu_ms;
+  const double window_ms = use->window_ms;
 
   static const std::regex died(R"(Worker \d+ died)");
   std::size_t deaths = 0;

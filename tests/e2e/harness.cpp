@@ -309,6 +309,21 @@ std::optional<long> resident_kb(pid_t pid) {
   return std::nullopt;
 }
 
+std::optional<CpuUse> cpu_use_over(const std::vector<pid_t>& pids, Milliseconds window) {
+  std::vector<std::optional<Milliseconds>> before;
+  for (pid_t pid : pids) before.push_back(process_cpu_time(pid));
+  auto start = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(window);
+  CpuUse use;
+  use.window_ms = elapsed_ms(start);
+  for (std::size_t i = 0; i < pids.size(); ++i) {
+    std::optional<Milliseconds> after = process_cpu_time(pids[i]);
+    if (!before[i] || !after) return std::nullopt;
+    use.cpu_ms += static_cast<double>((*after - *before[i]).count());
+  }
+  return use;
+}
+
 std::optional<Milliseconds> process_cpu_time(pid_t pid) {
   std::ifstream file("/proc/" + std::to_string(pid) + "/stat");
   std::string text;

@@ -66,6 +66,16 @@ std::optional<long> resident_kb(pid_t pid);
 // nullopt once it is gone.
 std::optional<Milliseconds> process_cpu_time(pid_t pid);
 
+// The CPU time `pids` used together over `window`, and how long the window
+// really was. A measured observation window (what a process costs while
+// nothing should happen), not a wait for an event. nullopt if one of them is
+// gone.
+struct CpuUse {
+  double cpu_ms = 0;
+  double window_ms = 0;
+};
+std::optional<CpuUse> cpu_use_over(const std::vector<pid_t>& pids, Milliseconds window);
+
 // What a program run to completion by run_program() did.
 struct RunResult {
   int exit_code = -1;  // -1 unless it exited normally

@@ -40,10 +40,6 @@ std::optional<Cluster> start_hostile_cluster() {
   return start_cluster(1, {"--", "--header-timeout", std::to_string(kHeaderTimeout.count())});
 }
 
-pid_t worker_pid(const Cluster& cluster) {
-  return static_cast<pid_t>(std::stol(cluster.ready.at(0)[1]));
-}
-
 // One request on a fresh connection: its response status and whether the
 // server then closed the connection.
 struct Answer {
@@ -104,7 +100,7 @@ class HostileRequest : public ::testing::TestWithParam<Hostile> {};
 TEST_P(HostileRequest, IsRefusedClosedAndTheWorkerServesOn) {
   std::optional<Cluster> cluster = start_hostile_cluster();
   ASSERT_TRUE(cluster);
-  pid_t worker = worker_pid(*cluster);
+  pid_t worker = cluster->herd->worker_pids().at(0);
 
   Answer answer = exchange_once(cluster->port, GetParam().request);
 
@@ -161,7 +157,7 @@ TEST(HostileClients, ClientThatNeverReadsIsNotBufferedWithoutBound) {
   constexpr long kRssBoundKb = 64 * 1024;
   std::optional<Cluster> cluster = start_hostile_cluster();
   ASSERT_TRUE(cluster);
-  pid_t worker = worker_pid(*cluster);
+  pid_t worker = cluster->herd->worker_pids().at(0);
 
   UniqueFd socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   ASSERT_TRUE(socket);
@@ -246,18 +242,14 @@ TEST(HostileClients, RunningOutOfDescriptorsDoesNotSpinAndRecovers) {
       herd.wait_for_line(std::regex("accept4\\(\\) failed: Too many open files"));
   ASSERT_TRUE(exhausted) << "the master never ran out of descriptors";
 
-  std::optional<Milliseconds> cpu_before = process_cpu_time(herd.pid());
-  Clock::time_point window_start = Clock::now();
-  // A measured observation window, not a wait for an event: what the master
-  // costs with the listener readable and no descriptor to accept it with.
-  std::this_thread::sleep_for(Milliseconds{1000});
-  std::optional<Milliseconds> cpu_after = process_cpu_time(herd.pid());
-  double window_ms = elapsed_ms(window_start);
-  ASSERT_TRUE(cpu_before && cpu_after);
-  double cpu_ms = static_cast<double>((*cpu_after - *cpu_before).count());
-  std::cout << "[ emfile   ] master CPU " << cpu_ms << " ms in " << window_ms
+  // What the master costs with the listener readable and no descriptor to
+  // accept it with.
+  std::optional<CpuUse> use = cpu_use_over({herd.pid()}, Milliseconds{1000});
+  ASSERT_TRUE(use);
+  std::cout << "[ emfile   ] master CPU " << use->cpu_ms << " ms in " << use->window_ms
             << " ms out of descriptors\n";
-  EXPECT_LT(cpu_ms, window_ms / 5) << "the master spins on accept4() while out of descriptors";
+  EXPECT_LT(use->cpu_ms, use->window_ms / 5)
+      << "the master spins on accept4() while out of descriptors";
 
   // The worker answers and closes; the master's copies go with the acks, and
   // it accepts the rest.
