@@ -10,6 +10,7 @@
 #include <charconv>
 #include <ctime>
 #include <exception>
+#include <iterator>
 #include <utility>
 #include <vector>
 
@@ -45,6 +46,89 @@ unsigned transfer_encoding_refusal(const http::fields& fields) {
   }
   if (!chunked_last) return 400;
   return codings == 1 ? 0 : 501;
+}
+
+// What Beast lets through in a header that has just ended. RFC 9112 3.2: an
+// HTTP/1.1 request has exactly one Host (two are where cache poisoning
+// starts); HTTP/1.0 may have none, never two. 6.1: Transfer-Encoding in
+// HTTP/1.0 is faulty framing (nginx answers 400 too).
+unsigned header_refusal(const http::header<true>& header) {
+  std::size_t hosts = header.count(http::field::host);
+  if (hosts > 1 || (hosts == 0 && header.version() >= 11)) return 400;
+  if (header.version() < 11 && header.count(http::field::transfer_encoding) > 0) return 400;
+  return transfer_encoding_refusal(header);
+}
+
+// Beast refuses every HTTP-version but 1.0 and 1.1 alike. One of another
+// major version, as HTTP/2's connection preface "PRI * HTTP/2.0" has, is 505
+// (RFC 9110 15.6.6), as nginx answers HTTP/3.0.
+bool other_major_version(std::string_view request) {
+  std::string_view line = request.substr(0, request.find("\r\n"));
+  std::string_view version = line.substr(line.rfind(' ') + 1);
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  return version.size() == 8 && version.starts_with("HTTP/") && digit(version[5]) &&
+         version[5] != '1' && version[6] == '.' && digit(version[7]);
+}
+
+// RFC 9112 7.1.1 allows no control character but HTAB in a chunk line, in a
+// quoted extension neither; Beast lets any byte but CR through inside quotes.
+bool is_control(char c) {
+  auto byte = static_cast<unsigned char>(c);
+  return (byte < 0x20 && byte != '\t') || byte == 0x7f;
+}
+
+bool has_control(std::string_view text) {
+  return std::any_of(text.begin(), text.end(), is_control);
+}
+
+// Beast ends a quoted chunk extension only at its closing quote, reading on
+// across the line's end: whether `line` leaves a quote open.
+bool leaves_quote_open(std::string_view line) {
+  bool quoted = false;
+  for (std::size_t at = 0; at < line.size(); ++at) {
+    if (line[at] == '"') {
+      quoted = !quoted;
+    } else if (quoted && line[at] == '\\') {
+      ++at;  // a quoted-pair: the byte after the backslash is taken as it is
+    }
+  }
+  return quoted;
+}
+
+bool is_last_chunk(std::string_view line) {
+  std::string_view size = line.substr(0, line.find_first_not_of("0123456789abcdefABCDEF"));
+  return !size.empty() && size.find_first_not_of('0') == std::string_view::npos;
+}
+
+// What Beast leaves unconsumed in a chunked body: the chunk line it waits to
+// see whole (after the CRLF that ends the previous chunk's data, when
+// `after_data`), or the last chunk's line and the trailer section. Beast
+// bounds neither, checks that CRLF only once four bytes are there, and waits
+// without end for a quote the line leaves open. The status to refuse the
+// request with, or 0 to wait for more.
+unsigned chunk_tail_refusal(std::string_view tail, bool after_data, const HttpLimits& limits) {
+  if (after_data) {
+    if (!tail.empty() && tail[0] != '\r') return 400;
+    if (tail.size() > 1 && tail[1] != '\n') return 400;
+    tail.remove_prefix(std::min<std::size_t>(tail.size(), 2));
+  }
+  std::size_t end = tail.find("\r\n");
+  std::string_view line = tail.substr(0, end);
+  if (line.size() > limits.chunk_line_bytes) return 400;
+  if (end == std::string_view::npos) {
+    if (line.ends_with('\r')) line.remove_suffix(1);  // its LF is still to come
+    return has_control(line) ? 400 : 0;
+  }
+  if (has_control(line) || leaves_quote_open(line)) return 400;
+  if (!is_last_chunk(line)) return 0;
+  // Beast reads the trailer section once it has all of it, with no limit.
+  std::string_view trailer = tail.substr(end + 2);
+  if (trailer.size() > limits.header_bytes) return 431;
+  for (std::size_t lf = trailer.find('\n'); lf != std::string_view::npos;
+       lf = trailer.find('\n', lf + 1)) {
+    if (lf == 0 || trailer[lf - 1] != '\r') return 400;
+  }
+  return 0;
 }
 
 // 204 and 304 carry no body (RFC 9110 15.3.5, 15.4.5).
@@ -154,9 +238,57 @@ void HttpSession::reset_parser() {
   header_scanned_ = 0;
   last_scanned_ = '\0';
   header_scan_done_ = false;
+  empty_lines_ = 0;
+  header_fields_ = 0;
+  chunks_ = 0;
+  chunked_bytes_ = 0;
   parser_->header_limit(static_cast<std::uint32_t>(limits_.header_bytes));
   parser_->body_limit(limits_.body_bytes);
+  chunked_header_.reset();
+  // The header alone first, so that it is checked before any of the body
+  // is read; then eager (feed() switches) to parse the body in one put().
+  parser_->eager(false);
+  parser_->on_chunk_header(chunk_header_check_);
+}
+
+void HttpSession::start_body() {
   parser_->eager(true);
+  if (!parser_->chunked()) return;
+  const auto& header = parser_->get().base();
+  header_fields_ = static_cast<std::size_t>(std::distance(header.begin(), header.end()));
+  chunked_header_ = header;
+}
+
+// A chunk line Beast has read whole (the last chunk's once its trailer
+// section has come too). Extensions count against the body limit, so bytes
+// the application never sees cannot be sent without bound.
+void HttpSession::check_chunk_header(std::uint64_t size, std::string_view extensions,
+                                     boost::system::error_code& error) {
+  if (size > 0) ++chunks_;
+  chunked_bytes_ += size + extensions.size();
+  if (extensions.size() > limits_.chunk_line_bytes || has_control(extensions)) {
+    error = http::error::bad_chunk_extension;
+  } else if (chunked_bytes_ > limits_.body_bytes) {
+    error = http::error::body_limit;
+  }
+}
+
+// Beast adds trailer fields to the header's. RFC 9110 6.5.1 lets a recipient
+// drop them, and merged they could add a Host or a framing field after the
+// header was checked: the header goes back to what it was when it ended.
+unsigned HttpSession::take_trailer() {
+  auto& message = parser_->get();
+  auto field_bytes = [](const http::fields& fields) {
+    std::size_t bytes = 0;
+    for (const auto& field : fields) bytes += field.name_string().size() + field.value().size();
+    return bytes;
+  };
+  std::size_t fields = static_cast<std::size_t>(std::distance(message.begin(), message.end()));
+  if (fields == header_fields_) return 0;  // no trailer: the usual case
+  std::size_t trailer_bytes = field_bytes(message) - field_bytes(*chunked_header_) +
+                              (fields - header_fields_) * 4;  // ": " and CRLF
+  message.base() = std::move(*chunked_header_);
+  return trailer_bytes > limits_.header_bytes ? 431 : 0;
 }
 
 // obs-fold is a line of the header that starts with SP or HTAB. Beast would
@@ -204,19 +336,20 @@ bool HttpSession::scan_for_obs_fold(std::string_view window) {
 // need_more is no refusal: more bytes are to come, unless what was `given`
 // was `capped` at the header limit (then it becomes header_limit). Checked
 // first when the header has just ended (the body may have begun in the same
-// bytes): the Transfer-Encoding. A header over the limit is 414 when the
+// bytes): Host and Transfer-Encoding. A header over the limit is 414 when the
 // request line alone is (no line ended in what the parser was given), else 431.
 unsigned HttpSession::refusal_after(boost::system::error_code& error, bool header_ended,
                                     bool capped, std::string_view given) const {
   bool parsed = !error || error == http::error::need_more;
   if (header_ended && parsed) {
-    if (unsigned status = transfer_encoding_refusal(parser_->get())) return status;
+    if (unsigned status = header_refusal(parser_->get())) return status;
   }
   if (error == http::error::need_more && capped) error = http::error::header_limit;
   if (!error || error == http::error::need_more) return 0;
   if (error == http::error::header_limit) {
     return header_consumed_ == 0 && given.find('\n') == std::string_view::npos ? 414 : 431;
   }
+  if (error == http::error::bad_version && other_major_version(given)) return 505;
   return error == http::error::body_limit ? 413 : 400;
 }
 
@@ -230,6 +363,23 @@ HttpSession::FeedResult HttpSession::feed(std::string_view input, TimePoint now)
   while (reading() && result.consumed < input.size()) {
     if (!in_request_) request_started_ = now;
     std::string_view rest = input.substr(result.consumed);
+    // RFC 9112 2.2: empty lines before a request line are skipped, a few.
+    if (!parser_->got_some() && rest.front() == '\r') {
+      if (rest.size() == 1) {  // its LF is still to come
+        in_request_ = true;
+        break;
+      }
+      if (rest[1] == '\n') {
+        if (++empty_lines_ > kMaxEmptyLines) {
+          ++result.requests;
+          respond_error(400, request_started_);
+          break;
+        }
+        result.consumed += 2;
+        in_request_ = false;
+        continue;
+      }
+    }
     // Beast applies its header limit to the request line and the header
     // fields separately; cap what it sees so the limit covers both together.
     bool in_header = !parser_->is_header_done();
@@ -243,9 +393,16 @@ HttpSession::FeedResult HttpSession::feed(std::string_view input, TimePoint now)
     } else {
       used = parser_->put(boost::asio::const_buffer(rest.data(), rest.size()), error);
       result.consumed += used;
-      if (in_header && !parser_->is_header_done()) header_consumed_ += used;
-      refusal = refusal_after(error, in_header && parser_->is_header_done(), capped, rest);
+      bool header_ended = in_header && parser_->is_header_done();
+      if (in_header && !header_ended) header_consumed_ += used;
+      if (header_ended) start_body();
+      refusal = refusal_after(error, header_ended, capped, rest);
+      // The body goes to Beast whole; what it leaves is a chunk line.
+      if (refusal == 0 && !in_header && parser_->chunked() && !parser_->is_done()) {
+        refusal = chunk_tail_refusal(rest.substr(used), chunks_ > 0, limits_);
+      }
     }
+    if (refusal == 0 && parser_->is_done() && parser_->chunked()) refusal = take_trailer();
     if (refusal != 0) {
       ++result.requests;
       respond_error(refusal, request_started_);

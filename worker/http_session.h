@@ -13,9 +13,18 @@
 // Requests that could be read two ways by a proxy in front (smuggling) are
 // refused with 400: Beast refuses Content-Length with Transfer-Encoding,
 // differing Content-Lengths, bad chunk sizes and bare LF; the session adds
-// obs-fold (a header line continued on the next) and any Transfer-Encoding
-// but "chunked" (501 when chunked ends a list of codings herd does not know).
-// A request line over the header limit gets 414, other headers 431.
+// obs-fold (a header line continued on the next), any Transfer-Encoding but
+// "chunked" (501 when chunked ends a list of codings herd does not know),
+// Transfer-Encoding in HTTP/1.0, an HTTP/1.1 request without exactly one Host
+// (HTTP/1.0: more than one), and, in a chunked body, what Beast lets through:
+// a chunk line over `chunk_line_bytes`, a control character in it, a quoted
+// extension that does not end on its line, data not followed by CRLF (at
+// its first wrong byte) and a bare LF in the trailer section. Chunk
+// extensions count against the body limit; trailer fields count against the
+// header limit (431) and are then dropped, never merged into the header.
+// A request line over the header limit gets 414, other headers 431, an
+// HTTP version other than 1.x (HTTP/2's preface included) 505. Up to
+// kMaxEmptyLines empty lines before a request are skipped (RFC 9112 2.2).
 //
 // After an error response (400/413/414/431/501), or a response that closes the
 // connection (the request asked, the app set it, or the session drains and it
@@ -49,6 +58,7 @@ struct HttpLimits {
   std::size_t header_bytes = 16 * 1024;  // request line + headers; over it -> 431
   std::size_t body_bytes = 1024 * 1024;  // over it -> 413
   std::size_t max_pipelined_requests = 16;
+  std::size_t chunk_line_bytes = 4 * 1024;  // chunk size + extensions; over it -> 400
 };
 
 // What a session needs from the connection around it.
@@ -68,6 +78,9 @@ class SessionHost {
 class HttpSession {
  public:
   using TimePoint = std::chrono::steady_clock::time_point;
+
+  // Empty lines (CRLF) skipped before a request line; one more is a 400.
+  static constexpr std::size_t kMaxEmptyLines = 8;
 
   HttpSession(HttpLimits limits, const App& app, SessionHost& host);
   ~HttpSession();  // detaches exchanges still held by the application
@@ -117,6 +130,13 @@ class HttpSession {
   // After a put() of `given`: the status to refuse the request with, or 0.
   unsigned refusal_after(boost::system::error_code& error, bool header_ended, bool capped,
                          std::string_view given) const;
+  // The header has just ended.
+  void start_body();
+  // Beast's chunk-header callback, for each chunk line it has read whole.
+  void check_chunk_header(std::uint64_t size, std::string_view extensions,
+                          boost::system::error_code& error);
+  // Once the request is read: drops its trailer fields; 431 if they were too many.
+  unsigned take_trailer();
   Exchange& start_exchange(TimePoint started);
   void respond_error(unsigned status, TimePoint started);
   void write_ready_responses();
@@ -132,8 +152,22 @@ class HttpSession {
   std::size_t header_scanned_ = 0;
   char last_scanned_ = '\0';
   bool header_scan_done_ = false;
-  TimePoint request_started_;       // first byte of the request being read
-  std::deque<Exchange*> pipeline_;  // oldest first; owned unless held by handles
+  std::size_t empty_lines_ = 0;    // skipped before the current request
+  std::size_t header_fields_ = 0;  // fields in the header; more at the end are the trailer's
+  // A chunked request's header as it ended, put back over the trailer's fields.
+  std::optional<boost::beast::http::request_header<>> chunked_header_;
+  std::size_t chunks_ = 0;           // chunks with data read in the current body
+  std::uint64_t chunked_bytes_ = 0;  // their data and extensions, against the body limit
+  struct ChunkHeaderCheck {
+    HttpSession* session;
+    void operator()(std::uint64_t size, boost::beast::string_view extensions,
+                    boost::system::error_code& error) const {
+      session->check_chunk_header(size, extensions, error);
+    }
+  };
+  ChunkHeaderCheck chunk_header_check_{this};  // Beast keeps a reference to it
+  TimePoint request_started_;                  // first byte of the request being read
+  std::deque<Exchange*> pipeline_;             // oldest first; owned unless held by handles
   // Written, out of the pipeline, but still held by handles; detached when the
   // session goes. Usually empty or one: the exchange being answered.
   std::vector<Exchange*> held_;

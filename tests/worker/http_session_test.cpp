@@ -66,8 +66,10 @@ TEST_F(HttpSessionTest, AnswersOtherPathWithCannotGet) {
 }
 
 TEST_F(HttpSessionTest, IgnoresQueryStringWhenRouting) {
-  std::optional<Response> root = only_response(feed_all("GET /?name=x&y=1 HTTP/1.1\r\n\r\n"));
-  std::optional<Response> other = only_response(feed_all("GET /nope?q=1 HTTP/1.1\r\n\r\n"));
+  std::optional<Response> root =
+      only_response(feed_all("GET /?name=x&y=1 HTTP/1.1\r\nHost: a\r\n\r\n"));
+  std::optional<Response> other =
+      only_response(feed_all("GET /nope?q=1 HTTP/1.1\r\nHost: a\r\n\r\n"));
 
   ASSERT_TRUE(root.has_value());
   EXPECT_EQ(root->result_int(), 200u);
@@ -76,7 +78,8 @@ TEST_F(HttpSessionTest, IgnoresQueryStringWhenRouting) {
 }
 
 TEST_F(HttpSessionTest, EscapesPathInNotFoundBody) {
-  std::optional<Response> response = only_response(feed_all("GET /a&b'c\"d HTTP/1.1\r\n\r\n"));
+  std::optional<Response> response =
+      only_response(feed_all("GET /a&b'c\"d HTTP/1.1\r\nHost: a\r\n\r\n"));
 
   ASSERT_TRUE(response.has_value());
   EXPECT_EQ(response->result_int(), 404u);
@@ -98,10 +101,10 @@ TEST_F(HttpSessionTest, HeadGetsHeadersWithoutBody) {
 
 TEST_F(HttpSessionTest, PipelinedRequestsAreAnsweredInOrder) {
   std::string input =
-      "GET /first HTTP/1.1\r\n\r\n"
-      "HEAD / HTTP/1.1\r\n\r\n"
-      "GET / HTTP/1.1\r\n\r\n"
-      "GET /last HTTP/1.1\r\n\r\n";
+      "GET /first HTTP/1.1\r\nHost: a\r\n\r\n"
+      "HEAD / HTTP/1.1\r\nHost: a\r\n\r\n"
+      "GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+      "GET /last HTTP/1.1\r\nHost: a\r\n\r\n";
 
   std::string output = feed_all(input);
 
@@ -151,7 +154,9 @@ TEST_F(HttpSessionTest, RequestFedByteByByteYieldsOneResponse) {
 }
 
 TEST_F(HttpSessionTest, PostBodyFedByteByByteIsConsumedOnce) {
-  std::string input = "POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n";
+  std::string input =
+      "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\nHost: "
+      "a\r\n\r\n";
   std::string pending;
   std::string output;
   std::size_t requests = 0;
@@ -341,7 +346,7 @@ TEST_F(HttpSessionTest, InRequestWhileRequestIsIncomplete) {
 }
 
 TEST_F(HttpSessionTest, InRequestWhileBodyIsIncomplete) {
-  std::string head = "POST /x HTTP/1.1\r\nContent-Length: 10\r\n\r\n12345";
+  std::string head = "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n12345";
   std::string output;
 
   HttpSession::FeedResult result = session_.feed(head, output);
@@ -364,7 +369,7 @@ TEST_F(HttpSessionTest, Http11KeepsConnectionAliveByDefault) {
 }
 
 TEST_F(HttpSessionTest, ConnectionCloseRequestClosesAfterResponse) {
-  std::string first = "GET / HTTP/1.1\r\nConnection: close\r\n\r\n";
+  std::string first = "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
 
   std::string output = feed_all(first + std::string(kGetRoot));
 
@@ -397,7 +402,7 @@ TEST_F(HttpSessionTest, Http10WithKeepAliveStaysOpen) {
 }
 
 TEST_F(HttpSessionTest, ClosingSessionConsumesAndAnswersNothingMore) {
-  feed_all("GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+  feed_all("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
   ASSERT_TRUE(session_->closing());
 
   std::string output = feed_all(kGetRoot);
@@ -408,7 +413,8 @@ TEST_F(HttpSessionTest, ClosingSessionConsumesAndAnswersNothingMore) {
 }
 
 TEST_F(HttpSessionTest, HeadersOverLimitGet431) {
-  std::string input = "GET / HTTP/1.1\r\nX-Big: " + std::string(17 * 1024, 'a') + "\r\n\r\n";
+  std::string input =
+      "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(17 * 1024, 'a') + "\r\n\r\n";
 
   std::optional<Response> response = only_response(feed_all(input));
 
@@ -419,7 +425,8 @@ TEST_F(HttpSessionTest, HeadersOverLimitGet431) {
 }
 
 TEST_F(HttpSessionTest, HeadersOverLimitArrivingInPiecesGet431) {
-  std::string input = "GET / HTTP/1.1\r\nX-Big: " + std::string(17 * 1024, 'a') + "\r\n\r\n";
+  std::string input =
+      "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(17 * 1024, 'a') + "\r\n\r\n";
 
   std::optional<Response> response = only_response(feed_in_pieces(input, 1000));
   ASSERT_TRUE(response.has_value());
@@ -427,7 +434,7 @@ TEST_F(HttpSessionTest, HeadersOverLimitArrivingInPiecesGet431) {
 }
 
 TEST_F(HttpSessionTest, RequestLineOverHeaderLimitGets414) {
-  std::string input = "GET /" + std::string(17 * 1024, 'a') + " HTTP/1.1\r\n\r\n";
+  std::string input = "GET /" + std::string(17 * 1024, 'a') + " HTTP/1.1\r\nHost: a\r\n\r\n";
 
   std::optional<Response> response = only_response(feed_all(input));
 
@@ -437,7 +444,7 @@ TEST_F(HttpSessionTest, RequestLineOverHeaderLimitGets414) {
 }
 
 TEST_F(HttpSessionTest, RequestLineOverHeaderLimitArrivingInPiecesGets414) {
-  std::string input = "GET /" + std::string(17 * 1024, 'a') + " HTTP/1.1\r\n\r\n";
+  std::string input = "GET /" + std::string(17 * 1024, 'a') + " HTTP/1.1\r\nHost: a\r\n\r\n";
 
   std::optional<Response> response = only_response(feed_in_pieces(input, 1000));
   ASSERT_TRUE(response.has_value());
@@ -447,7 +454,7 @@ TEST_F(HttpSessionTest, RequestLineOverHeaderLimitArrivingInPiecesGets414) {
 TEST_F(HttpSessionTest, RequestLineAndHeadersTogetherOverLimitGet431) {
   // Each part is under 16 KiB; the limit is on their sum.
   std::string input = "GET /" + std::string(9 * 1024, 'a') +
-                      " HTTP/1.1\r\nX-Big: " + std::string(9 * 1024, 'b') + "\r\n\r\n";
+                      " HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(9 * 1024, 'b') + "\r\n\r\n";
 
   std::optional<Response> response = only_response(feed_all(input));
 
@@ -456,7 +463,8 @@ TEST_F(HttpSessionTest, RequestLineAndHeadersTogetherOverLimitGet431) {
 }
 
 TEST_F(HttpSessionTest, HeadersJustUnderLimitAreAccepted) {
-  std::string input = "GET / HTTP/1.1\r\nX-Big: " + std::string(15 * 1024, 'a') + "\r\n\r\n";
+  std::string input =
+      "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(15 * 1024, 'a') + "\r\n\r\n";
 
   std::optional<Response> response = only_response(feed_all(input));
 
@@ -466,7 +474,8 @@ TEST_F(HttpSessionTest, HeadersJustUnderLimitAreAccepted) {
 
 TEST_F(HttpSessionTest, ContentLengthOverBodyLimitGets413) {
   std::string input =
-      "POST /x HTTP/1.1\r\nContent-Length: " + std::to_string(1024 * 1024 + 1) + "\r\n\r\n";
+      "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: " + std::to_string(1024 * 1024 + 1) +
+      "\r\n\r\n";
 
   std::optional<Response> response = only_response(feed_all(input));
 
@@ -477,8 +486,9 @@ TEST_F(HttpSessionTest, ContentLengthOverBodyLimitGets413) {
 }
 
 TEST_F(HttpSessionTest, BodyOfExactlyBodyLimitIsAccepted) {
-  std::string input = "POST /x HTTP/1.1\r\nContent-Length: " + std::to_string(1024 * 1024) +
-                      "\r\n\r\n" + std::string(1024 * 1024, 'b');
+  std::string input =
+      "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: " + std::to_string(1024 * 1024) + "\r\n\r\n" +
+      std::string(1024 * 1024, 'b');
 
   std::optional<Response> response = only_response(feed_all(input));
 
@@ -492,7 +502,8 @@ TEST_F(HttpSessionTest, ChunkedBodyOverLimitGets413) {
   std::string output;
 
   session.feed(
-      "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nb\r\nhello world\r\n0\r\n\r\n",
+      "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nb\r\nhello "
+      "world\r\n0\r\n\r\n",
       output);
 
   std::optional<Response> response = only_response(output);
@@ -518,7 +529,8 @@ TEST_F(HttpSessionTest, PostBodyIsConsumedAndAnsweredNotFound) {
 }
 
 TEST_F(HttpSessionTest, ChunkedPostBodyIsConsumed) {
-  std::string post = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+  std::string post =
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
 
   std::string output = feed_all(post + std::string(kGetRoot));
 
@@ -542,7 +554,7 @@ TEST_F(HttpSessionTest, PassesMethodTargetPathAndBodyToHandler) {
   TestSession session(HttpLimits{}, std::move(app));
   std::string output;
 
-  session.feed("PUT /items/7?force=1 HTTP/1.1\r\nContent-Length: 4\r\n\r\ndata", output);
+  session.feed("PUT /items/7?force=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\ndata", output);
 
   EXPECT_EQ(seen, (std::vector<std::string>{"PUT", "/items/7?force=1", "/items/7", "data"}));
   std::optional<Response> response = only_response(output);
@@ -568,10 +580,10 @@ TEST_F(HttpSessionTest, DrainingMakesTheLastResponseCloseConnection) {
 
 TEST_F(HttpSessionTest, DrainingAppliesToRequestAlreadyInProgress) {
   std::string output;
-  HttpSession::FeedResult partial = session_.feed("GET / HTTP/1.1\r\n", output);
+  HttpSession::FeedResult partial = session_.feed("GET / HTTP/1.1\r\nHost: a\r\n", output);
 
   session_->drain();
-  std::string rest = std::string("GET / HTTP/1.1\r\n").substr(partial.consumed) + "\r\n";
+  std::string rest = std::string("GET / HTTP/1.1\r\nHost: a\r\n").substr(partial.consumed) + "\r\n";
   session_.feed(rest, output);
 
   std::optional<Response> response = only_response(output);
@@ -581,7 +593,8 @@ TEST_F(HttpSessionTest, DrainingAppliesToRequestAlreadyInProgress) {
 }
 
 TEST_F(HttpSessionTest, AnswersOtherMethodsOnRootWithCannot) {
-  std::optional<Response> response = only_response(feed_all("DELETE / HTTP/1.1\r\n\r\n"));
+  std::optional<Response> response =
+      only_response(feed_all("DELETE / HTTP/1.1\r\nHost: a\r\n\r\n"));
 
   ASSERT_TRUE(response.has_value());
   EXPECT_EQ(response->result_int(), 404u);
@@ -589,7 +602,8 @@ TEST_F(HttpSessionTest, AnswersOtherMethodsOnRootWithCannot) {
 }
 
 TEST_F(HttpSessionTest, EscapesHtmlInNotFoundPath) {
-  std::optional<Response> response = only_response(feed_all("GET /<b> HTTP/1.1\r\n\r\n"));
+  std::optional<Response> response =
+      only_response(feed_all("GET /<b> HTTP/1.1\r\nHost: a\r\n\r\n"));
 
   ASSERT_TRUE(response.has_value());
   EXPECT_EQ(response->body(), "Cannot GET /&lt;b&gt;");
