@@ -63,7 +63,7 @@ unsigned header_refusal(const http::header<true>& header) {
 // major version, as HTTP/2's connection preface "PRI * HTTP/2.0" has, is 505
 // (RFC 9110 15.6.6), as nginx answers HTTP/3.0.
 bool other_major_version(std::string_view request) {
-  std::string_view line = request.substr(0, request.find("\r\n"));
+  std::string_view line = request.substr(0, request.find_first_of("\r\n"));
   std::string_view version = line.substr(line.rfind(' ') + 1);
   auto digit = [](char c) { return c >= '0' && c <= '9'; };
   return version.size() == 8 && version.starts_with("HTTP/") && digit(version[5]) &&

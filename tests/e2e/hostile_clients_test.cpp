@@ -1,7 +1,8 @@
 // End-to-end: clients that mean harm, against the real herd-worker. A
 // dribbling client is closed at the header timeout while others are served;
-// requests a proxy could read two ways are refused and closed; oversized
-// parts get 414, 431 and 413; a client that pipelines without reading is not
+// requests a proxy could read two ways, or that break RFC 9112's rules, are
+// refused and closed; oversized parts get 414, 431 and 413; a client that
+// pipelines without reading, or sends a chunk line that never ends, is not
 // buffered without bound; running the master out of descriptors does not
 // make it spin. After each, the same worker goes on serving.
 #include <arpa/inet.h>
@@ -133,7 +134,29 @@ INSTANTIATE_TEST_SUITE_P(
                 "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n", 400},
         Hostile{"UnknownTransferCoding",
                 "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
-                501}),
+                501},
+        // Answered at once, not left to the header timeout.
+        Hostile{"QuotedChunkExtensionLeftOpen",
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "5;a=\"def; ghi\r\n",
+                400},
+        Hostile{"LfInAQuotedChunkExtension",
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "5;a=\"b\nc\"\r\nhello\r\n0\r\n\r\n",
+                400},
+        Hostile{"ChunkDataNotFollowedByCrlf",
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloX",
+                400}),
+    [](const ::testing::TestParamInfo<Hostile>& info) { return info.param.name; });
+
+INSTANTIATE_TEST_SUITE_P(
+    Conformance, HostileRequest,
+    ::testing::Values(Hostile{"Http11WithoutHost", "GET / HTTP/1.1\r\n\r\n", 400},
+                      Hostile{"TwoHosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+                      Hostile{"Http2Preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505},
+                      Hostile{"Http10WithTransferEncoding",
+                              "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                              400}),
     [](const ::testing::TestParamInfo<Hostile>& info) { return info.param.name; });
 
 INSTANTIATE_TEST_SUITE_P(
@@ -145,6 +168,56 @@ INSTANTIATE_TEST_SUITE_P(
                 431},
         Hostile{"Body", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2000000\r\n\r\n", 413}),
     [](const ::testing::TestParamInfo<Hostile>& info) { return info.param.name; });
+
+// A client that sends and never reads: `prefix`, then `block` over and over,
+// until `max_bytes` are sent, the kernel takes nothing for a second, or the
+// worker closes the connection. What the kernel took, how it ended, and the
+// most `worker` was seen to hold in memory meanwhile.
+struct Flood {
+  std::size_t accepted = 0;
+  std::string ended = "sends blocked for 1 s";
+  long peak_rss_kb = 0;
+};
+
+std::optional<Flood> flood(std::uint16_t port, const std::string& prefix, const std::string& block,
+                           std::size_t max_bytes, pid_t worker) {
+  UniqueFd socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port);
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (!socket ||
+      ::connect(socket.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+      ::send(socket.get(), prefix.data(), prefix.size(), MSG_NOSIGNAL) !=
+          static_cast<ssize_t>(prefix.size()) ||
+      ::fcntl(socket.get(), F_SETFL, O_NONBLOCK) != 0) {
+    ADD_FAILURE() << "could not start the flood: " << std::strerror(errno);
+    return std::nullopt;
+  }
+  Flood flood;
+  Clock::time_point last_progress = Clock::now();
+  while (flood.accepted < max_bytes && Clock::now() - last_progress < Milliseconds{1000}) {
+    std::size_t offset = flood.accepted % block.size();
+    ssize_t sent = ::send(socket.get(), block.data() + offset, block.size() - offset, MSG_NOSIGNAL);
+    if (std::optional<long> now_kb = resident_kb(worker); now_kb && *now_kb > flood.peak_rss_kb) {
+      flood.peak_rss_kb = *now_kb;
+    }
+    if (sent > 0) {
+      flood.accepted += static_cast<std::size_t>(sent);
+      last_progress = Clock::now();
+    } else if (sent < 0 && (errno == ECONNRESET || errno == EPIPE)) {
+      flood.ended = std::string("the worker closed it: ") + std::strerror(errno);
+      break;
+    } else if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pollfd writable{socket.get(), POLLOUT, 0};
+      ::poll(&writable, 1, 100);  // full: wait for room, or go round to the 1 s bound
+    } else {
+      ADD_FAILURE() << std::strerror(errno) << " after " << flood.accepted << " bytes";
+      return std::nullopt;
+    }
+  }
+  return flood;
+}
 
 // A client that pipelines requests and never reads the answers: once 1 MiB of
 // responses waits unsent, the worker stops reading it, the kernel's buffers
@@ -159,50 +232,49 @@ TEST(HostileClients, ClientThatNeverReadsIsNotBufferedWithoutBound) {
   ASSERT_TRUE(cluster);
   pid_t worker = cluster->herd->worker_pids().at(0);
 
-  UniqueFd socket(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  ASSERT_TRUE(socket);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(cluster->port);
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::connect(socket.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0)
-      << std::strerror(errno);
-  ASSERT_EQ(::fcntl(socket.get(), F_SETFL, O_NONBLOCK), 0);
-
   std::string block;
   while (block.size() < (1u << 20)) block += get_request("/");
-  std::size_t accepted = 0;
-  std::string ended = "sends blocked for 1 s";
-  long peak_rss_kb = 0;
-  Clock::time_point last_progress = Clock::now();
-  // Send until the kernel stops taking bytes for a full second, or the
-  // worker closes the connection.
-  while (accepted < kAttemptBytes && Clock::now() - last_progress < Milliseconds{1000}) {
-    std::size_t offset = accepted % block.size();
-    ssize_t sent = ::send(socket.get(), block.data() + offset, block.size() - offset, MSG_NOSIGNAL);
-    if (std::optional<long> now_kb = resident_kb(worker); now_kb && *now_kb > peak_rss_kb) {
-      peak_rss_kb = *now_kb;
-    }
-    if (sent > 0) {
-      accepted += static_cast<std::size_t>(sent);
-      last_progress = Clock::now();
-    } else if (sent < 0 && (errno == ECONNRESET || errno == EPIPE)) {
-      ended = std::string("the worker closed it: ") + std::strerror(errno);
-      break;
-    } else {
-      ASSERT_TRUE(sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-          << std::strerror(errno) << " after " << accepted << " bytes";
-      pollfd writable{socket.get(), POLLOUT, 0};
-      ::poll(&writable, 1, 100);  // full: wait for room, or go round to the 1 s bound
-    }
-  }
+  std::optional<Flood> flooded = flood(cluster->port, "", block, kAttemptBytes, worker);
+  ASSERT_TRUE(flooded);
+  auto [accepted, ended, peak_rss_kb] = *flooded;
   std::cout << "[ no-read  ] the kernel took " << (accepted >> 10) << " KiB of requests, then "
             << ended << "; worker RSS at most " << peak_rss_kb << " KiB\n";
 
   EXPECT_LT(accepted, kAcceptedBound) << "the worker kept reading a client that never reads";
   EXPECT_GT(peak_rss_kb, 0) << "the worker's RSS was never read";
   EXPECT_LT(peak_rss_kb, kRssBoundKb);
-  socket.reset();
+  HttpReadResult after = http_get(cluster->port, "/");
+  ASSERT_TRUE(after.ok()) << after.error;
+  EXPECT_EQ(after.responses[0].status, 200u);
+  EXPECT_TRUE(pid_alive(worker));
+}
+
+// The memory attack on chunk lines: a chunk extension that never ends. Beast
+// keeps an unfinished chunk line unconsumed, bounded by nothing; the worker
+// refuses the request once the line passes 4 KiB, so it stops taking bytes
+// long before the flood is over, and its memory stays flat.
+TEST(HostileClients, ChunkLineThatNeverEndsIsRefusedAndNotBuffered) {
+  constexpr std::size_t kAttemptBytes = 160u << 20;  // what the issue's attack sent
+  constexpr std::size_t kAcceptedBound = 16u << 20;  // the kernel's buffers, at most
+  constexpr long kRssBoundKb = 16 * 1024;
+  std::optional<Cluster> cluster = start_hostile_cluster();
+  ASSERT_TRUE(cluster);
+  pid_t worker = cluster->herd->worker_pids().at(0);
+
+  for (std::string_view start : {"5;a=\"b", "5;a="}) {
+    std::string request =
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + std::string(start);
+    std::optional<Flood> flooded =
+        flood(cluster->port, request, std::string(64 * 1024, 'x'), kAttemptBytes, worker);
+    ASSERT_TRUE(flooded);
+    auto [accepted, ended, peak_rss_kb] = *flooded;
+    std::cout << "[ chunk    ] " << start << "...: the kernel took " << (accepted >> 10)
+              << " KiB, then " << ended << "; worker RSS at most " << peak_rss_kb << " KiB\n";
+
+    EXPECT_LT(accepted, kAcceptedBound) << start << ": the worker kept reading the chunk line";
+    EXPECT_GT(peak_rss_kb, 0) << "the worker's RSS was never read";
+    EXPECT_LT(peak_rss_kb, kRssBoundKb) << start;
+  }
   HttpReadResult after = http_get(cluster->port, "/");
   ASSERT_TRUE(after.ok()) << after.error;
   EXPECT_EQ(after.responses[0].status, 200u);

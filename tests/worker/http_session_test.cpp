@@ -294,6 +294,233 @@ INSTANTIATE_TEST_SUITE_P(
                 501}),
     [](const ::testing::TestParamInfo<Refused>& info) { return info.param.name; });
 
+std::string empty_lines(std::size_t count) {
+  std::string lines;
+  for (std::size_t i = 0; i < count; ++i) lines += "\r\n";
+  return lines;
+}
+
+// RFC 9112's rules for the message around the framing.
+INSTANTIATE_TEST_SUITE_P(
+    Conformance, RefusedRequestTest,
+    ::testing::Values(
+        Refused{"Http11WithoutHost", "GET / HTTP/1.1\r\n\r\n", 400},
+        Refused{"TwoHosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+        Refused{"TwoHostsInOneRequestOfHttp10", "GET / HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n",
+                400},
+        Refused{"TooManyEmptyLinesFirst",
+                empty_lines(HttpSession::kMaxEmptyLines + 1) + "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+                400},
+        Refused{"BareLfFirst", "\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+        Refused{"Http2Preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505},
+        Refused{"Http3Version", "GET / HTTP/3.0\r\nHost: a\r\n\r\n", 505},
+        Refused{"Http10WithTransferEncoding",
+                "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
+        Refused{"Http10WithTransferEncodingAndContentLength",
+                "POST / HTTP/1.0\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "0\r\n\r\n",
+                400}),
+    [](const ::testing::TestParamInfo<Refused>& info) { return info.param.name; });
+
+// What Beast lets through in a chunked body: a chunk line that never ends,
+// bytes RFC 9112 7.1.1 does not allow in it, and data not followed by CRLF.
+std::string chunked_post(std::string_view body) {
+  return "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" + std::string(body);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    ChunkLines, RefusedRequestTest,
+    ::testing::Values(
+        Refused{"QuotedExtensionLeftOpen", chunked_post("5;a=\"def; ghi\r\nhello\r\n0\r\n\r\n"),
+                400},
+        Refused{"QuotedExtensionLeftOpenByAQuotedPair",
+                chunked_post("5;a=\"def\\\"\r\nhello\r\n0\r\n\r\n"), 400},
+        Refused{"LastChunkExtensionLeftOpen", chunked_post("0;a=\"x\r\n\r\n"), 400},
+        Refused{"LfInAQuotedExtension", chunked_post("5;a=\"b\nc\"\r\nhello\r\n0\r\n\r\n"), 400},
+        Refused{"NulInAQuotedExtension",
+                chunked_post(std::string("5;a=\"b\0c\"\r\nhello\r\n0\r\n\r\n", 24)), 400},
+        Refused{"DelInAQuotedExtension", chunked_post("5;a=\"b\x7f\"\r\nhello\r\n0\r\n\r\n"), 400},
+        Refused{"LfEndingAChunkLine", chunked_post("5\nhello\r\n0\r\n\r\n"), 400},
+        Refused{"ChunkLineOverTheLimit",
+                chunked_post("5;a=" + std::string(HttpLimits{}.chunk_line_bytes, 'b') +
+                             "\r\nhello\r\n0\r\n\r\n"),
+                400},
+        Refused{"ChunkDataNotFollowedByCrlf", chunked_post("5\r\nhelloXY\r\n0\r\n\r\n"), 400},
+        Refused{"ChunkDataFollowedByCrThenNotLf", chunked_post("5\r\nhello\rX\r\n0\r\n\r\n"), 400},
+        Refused{"BareLfInTheTrailer", chunked_post("0\r\nX: a\nY: b\r\n\r\n"), 400},
+        Refused{"TrailerOverTheHeaderLimit",
+                chunked_post("0\r\nX: " + std::string(HttpLimits{}.header_bytes, 't') + "\r\n\r\n"),
+                431}),
+    [](const ::testing::TestParamInfo<Refused>& info) { return info.param.name; });
+
+TEST_F(HttpSessionTest, Http10WithoutHostIsServed) {
+  std::optional<Response> response = only_response(feed_all("GET / HTTP/1.0\r\n\r\n"));
+
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->result_int(), 200u);
+}
+
+// RFC 9112 2.2: a client may send an empty line after a POST body.
+TEST_F(HttpSessionTest, EmptyLinesBeforeARequestAreSkipped) {
+  std::string post = "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nab";
+  std::string input =
+      empty_lines(HttpSession::kMaxEmptyLines) + post + "\r\n" + std::string(kGetRoot);
+
+  for (std::size_t piece : {input.size(), std::size_t{1}, std::size_t{3}}) {
+    TestSession session;
+    std::string pending;
+    std::string output;
+    for (std::size_t offset = 0; offset < input.size(); offset += piece) {
+      pending += input.substr(offset, piece);
+      pending.erase(0, session.feed(pending, output).consumed);
+    }
+
+    EXPECT_TRUE(pending.empty()) << "in pieces of " << piece;
+    std::string_view rest = output;
+    std::optional<Response> first = read_response(rest);
+    std::optional<Response> second = read_response(rest);
+    ASSERT_TRUE(first && second) << "in pieces of " << piece;
+    EXPECT_EQ(first->body(), "Cannot POST /x");
+    EXPECT_EQ(second->body(), "Hello World!");
+    EXPECT_FALSE(session->closing());
+    EXPECT_FALSE(session->in_request()) << "in pieces of " << piece;
+  }
+}
+
+// An empty line does not start a request: the connection stays idle (its
+// keep-alive timeout, not the request's, applies).
+TEST_F(HttpSessionTest, EmptyLineAloneLeavesTheConnectionIdle) {
+  std::string output = feed_all("\r\n");
+
+  EXPECT_TRUE(output.empty());
+  EXPECT_EQ(last_.consumed, 2u);
+  EXPECT_EQ(last_.requests, 0u);
+  EXPECT_FALSE(session_->in_request());
+}
+
+TEST_F(HttpSessionTest, ChunkExtensionsWithinTheRulesAreAccepted) {
+  std::string body;
+  App app;
+  app.post("/x", [&](Request& req, herd::Response& res) {
+    body = std::string(req.body());
+    res.send("ok");
+  });
+  TestSession session(HttpLimits{}, std::move(app));
+  std::string output;
+
+  session.feed(
+      "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5;a=\"b c\\\"d\";e=f\r\nhello\r\n1 ; g = \"\t\"\r\n!\r\n0;h\r\n\r\n",
+      output);
+
+  std::optional<Response> response = only_response(output);
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->result_int(), 200u);
+  EXPECT_EQ(body, "hello!");
+  EXPECT_FALSE(session->closing());
+}
+
+// Bytes the application never sees still count: extensions against the
+// body limit.
+TEST_F(HttpSessionTest, ChunkExtensionsCountAgainstTheBodyLimit) {
+  HttpLimits limits;
+  limits.body_bytes = 16;
+  std::string within = chunked_post("5;a=bcd\r\nhello\r\n0\r\n\r\n");           // 5 + 6 bytes
+  std::string beyond = chunked_post("5;a=bcdefghijklm\r\nhello\r\n0\r\n\r\n");  // 5 + 15 bytes
+
+  TestSession accepted(limits);
+  std::string output;
+  accepted.feed(within, output);
+  std::optional<Response> response = only_response(output);
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->result_int(), 404u);
+
+  TestSession refused(limits);
+  output.clear();
+  refused.feed(beyond, output);
+  response = only_response(output);
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->result_int(), 413u);
+  EXPECT_TRUE(refused->closing());
+}
+
+// The memory attack: a chunk line that never ends. Beast keeps all of it
+// unconsumed; the session refuses it once it passes the limit, so the
+// connection never holds more.
+TEST_F(HttpSessionTest, ChunkLineThatNeverEndsIsRefusedAtTheLimit) {
+  for (std::string_view start : {"5;a=\"b", "5;a=", "5", "0;a=b"}) {
+    TestSession session;
+    std::string output;
+    std::string pending = chunked_post(start);
+    pending.erase(0, session.feed(pending, output).consumed);
+    std::size_t sent = 0;
+    while (!session->closing() && sent < 1024 * 1024) {
+      pending += std::string(512, 'b');
+      sent += 512;
+      pending.erase(0, session.feed(pending, output).consumed);
+    }
+
+    EXPECT_TRUE(session->closing()) << start << ": still reading after " << sent << " bytes";
+    EXPECT_LE(sent, HttpLimits{}.chunk_line_bytes + 512) << start;
+    std::optional<Response> response = only_response(output);
+    ASSERT_TRUE(response.has_value()) << start;
+    EXPECT_EQ(response->result_int(), 400u) << start;
+  }
+}
+
+// Refused at once, not at the header timeout: the line is whole, and its
+// quote would only close in the data that follows.
+TEST_F(HttpSessionTest, QuotedExtensionLeftOpenIsRefusedWhenItsLineEnds) {
+  std::optional<Response> response = only_response(feed_all(chunked_post("5;a=\"def; ghi\r\n")));
+
+  ASSERT_TRUE(response.has_value());
+  EXPECT_EQ(response->result_int(), 400u);
+  EXPECT_TRUE(session_->closing());
+}
+
+// Refused at the first byte after the data that is not CR (Beast would wait
+// for four).
+TEST_F(HttpSessionTest, ChunkDataNotFollowedByCrIsRefusedAtOnce) {
+  for (std::string_view after : {"X", "\rX"}) {
+    TestSession session;
+    std::string output;
+    session.feed(chunked_post("5\r\nhello") + std::string(after), output);
+
+    std::optional<Response> response = only_response(output);
+    ASSERT_TRUE(response.has_value()) << after;
+    EXPECT_EQ(response->result_int(), 400u);
+  }
+}
+
+// Beast would merge trailer fields into the header, after the Host and
+// framing checks: they are dropped (RFC 9110 6.5.1).
+TEST_F(HttpSessionTest, TrailerFieldsAreDroppedNotMergedIntoTheHeader) {
+  std::vector<std::string> seen;
+  App app = hello_app();
+  app.post("/x", [&](Request& req, herd::Response& res) {
+    seen = {std::string(req.header("Host").value_or("none")),
+            std::string(req.header("X-Trailer").value_or("none")),
+            std::to_string(req.headers().size())};
+    res.send(std::string(req.body()));
+  });
+  TestSession session(HttpLimits{}, std::move(app));
+  std::string output;
+  std::string input =
+      "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n0\r\nHost: evil\r\nX-Trailer: 1\r\n\r\n" +
+      std::string(kGetRoot);
+
+  session.feed(input, output);
+
+  EXPECT_EQ(seen, (std::vector<std::string>{"a", "none", "2"}));
+  std::string_view rest = output;
+  std::optional<Response> post = read_response(rest);
+  std::optional<Response> get = read_response(rest);
+  ASSERT_TRUE(post && get);
+  EXPECT_EQ(post->body(), "hello");
+  EXPECT_EQ(get->body(), "Hello World!");
+}
+
 TEST_F(HttpSessionTest, ChunkedInAnyCaseIsAccepted) {
   std::string input =
       "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked \r\n\r\n3\r\nabc\r\n0\r\n\r\n";
