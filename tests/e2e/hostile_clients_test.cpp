@@ -115,6 +115,10 @@ TEST_P(HostileRequest, IsRefusedClosedAndTheWorkerServesOn) {
   EXPECT_FALSE(cluster->herd->wait_for_line(exact_worker_line(worker, "died"), Milliseconds{0}));
 }
 
+std::string hostile_name(const ::testing::TestParamInfo<Hostile>& info) {
+  return info.param.name;
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Smuggling, HostileRequest,
     ::testing::Values(
@@ -147,7 +151,7 @@ INSTANTIATE_TEST_SUITE_P(
         Hostile{"ChunkDataNotFollowedByCrlf",
                 "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloX",
                 400}),
-    [](const ::testing::TestParamInfo<Hostile>& info) { return info.param.name; });
+    hostile_name);
 
 INSTANTIATE_TEST_SUITE_P(
     Conformance, HostileRequest,
@@ -157,7 +161,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Hostile{"Http10WithTransferEncoding",
                               "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
                               400}),
-    [](const ::testing::TestParamInfo<Hostile>& info) { return info.param.name; });
+    hostile_name);
 
 INSTANTIATE_TEST_SUITE_P(
     Oversized, HostileRequest,
@@ -167,7 +171,7 @@ INSTANTIATE_TEST_SUITE_P(
                 "GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(20 * 1024, 'h') + "\r\n\r\n",
                 431},
         Hostile{"Body", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2000000\r\n\r\n", 413}),
-    [](const ::testing::TestParamInfo<Hostile>& info) { return info.param.name; });
+    hostile_name);
 
 // A client that sends and never reads: `prefix`, then `block` over and over,
 // until `max_bytes` are sent, the kernel takes nothing for a second, or the

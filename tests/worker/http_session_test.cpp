@@ -251,6 +251,10 @@ TEST_P(RefusedRequestTest, IsRefusedWhereverItIsSplit) {
   }
 }
 
+std::string refused_name(const ::testing::TestParamInfo<Refused>& info) {
+  return info.param.name;
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Smuggling, RefusedRequestTest,
     ::testing::Values(
@@ -292,7 +296,7 @@ INSTANTIATE_TEST_SUITE_P(
                 "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n"
                 "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
                 501}),
-    [](const ::testing::TestParamInfo<Refused>& info) { return info.param.name; });
+    refused_name);
 
 std::string empty_lines(std::size_t count) {
   std::string lines;
@@ -320,7 +324,7 @@ INSTANTIATE_TEST_SUITE_P(
                 "POST / HTTP/1.0\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
                 "0\r\n\r\n",
                 400}),
-    [](const ::testing::TestParamInfo<Refused>& info) { return info.param.name; });
+    refused_name);
 
 // What Beast lets through in a chunked body: a chunk line that never ends,
 // bytes RFC 9112 7.1.1 does not allow in it, and data not followed by CRLF.
@@ -351,7 +355,7 @@ INSTANTIATE_TEST_SUITE_P(
         Refused{"TrailerOverTheHeaderLimit",
                 chunked_post("0\r\nX: " + std::string(HttpLimits{}.header_bytes, 't') + "\r\n\r\n"),
                 431}),
-    [](const ::testing::TestParamInfo<Refused>& info) { return info.param.name; });
+    refused_name);
 
 TEST_F(HttpSessionTest, Http10WithoutHostIsServed) {
   std::optional<Response> response = only_response(feed_all("GET / HTTP/1.0\r\n\r\n"));
