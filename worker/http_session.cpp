@@ -53,10 +53,16 @@ unsigned transfer_encoding_refusal(const http::fields& fields) {
 // starts); HTTP/1.0 may have none, never two. 6.1: Transfer-Encoding in
 // HTTP/1.0 is faulty framing (nginx answers 400 too).
 unsigned header_refusal(const http::header<true>& header) {
-  std::size_t hosts = header.count(http::field::host);
+  // A walk comparing names as enums costs less than a lookup in so few fields.
+  std::size_t hosts = 0;
+  bool transfer_encoding = false;
+  for (const auto& field : header) {
+    hosts += field.name() == http::field::host;
+    transfer_encoding = transfer_encoding || field.name() == http::field::transfer_encoding;
+  }
   if (hosts > 1 || (hosts == 0 && header.version() >= 11)) return 400;
-  if (header.version() < 11 && header.count(http::field::transfer_encoding) > 0) return 400;
-  return transfer_encoding_refusal(header);
+  if (!transfer_encoding) return 0;
+  return header.version() < 11 ? 400 : transfer_encoding_refusal(header);
 }
 
 // Beast refuses every HTTP-version but 1.0 and 1.1 alike. One of another
@@ -233,7 +239,7 @@ HttpSession::~HttpSession() {
 }
 
 void HttpSession::reset_parser() {
-  parser_.emplace();
+  parser_.emplace(*this);
   header_consumed_ = 0;
   header_scanned_ = 0;
   last_scanned_ = '\0';
@@ -244,19 +250,8 @@ void HttpSession::reset_parser() {
   chunked_bytes_ = 0;
   parser_->header_limit(static_cast<std::uint32_t>(limits_.header_bytes));
   parser_->body_limit(limits_.body_bytes);
-  chunked_header_.reset();
-  // The header alone first, so that it is checked before any of the body
-  // is read; then eager (feed() switches) to parse the body in one put().
-  parser_->eager(false);
-  parser_->on_chunk_header(chunk_header_check_);
-}
-
-void HttpSession::start_body() {
   parser_->eager(true);
-  if (!parser_->chunked()) return;
-  const auto& header = parser_->get().base();
-  header_fields_ = static_cast<std::size_t>(std::distance(header.begin(), header.end()));
-  chunked_header_ = header;
+  chunked_header_.reset();
 }
 
 // A chunk line Beast has read whole (the last chunk's once its trailer
@@ -264,7 +259,14 @@ void HttpSession::start_body() {
 // the application never sees cannot be sent without bound.
 void HttpSession::check_chunk_header(std::uint64_t size, std::string_view extensions,
                                      boost::system::error_code& error) {
-  if (size > 0) ++chunks_;
+  if (size > 0) {
+    ++chunks_;
+  } else {
+    // Beast reads the trailer's fields next, into the header.
+    const auto& header = parser_->get().base();
+    header_fields_ = static_cast<std::size_t>(std::distance(header.begin(), header.end()));
+    chunked_header_ = header;
+  }
   chunked_bytes_ += size + extensions.size();
   if (extensions.size() > limits_.chunk_line_bytes || has_control(extensions)) {
     error = http::error::bad_chunk_extension;
@@ -274,10 +276,11 @@ void HttpSession::check_chunk_header(std::uint64_t size, std::string_view extens
 }
 
 // Beast adds trailer fields to the header's. RFC 9110 6.5.1 lets a recipient
-// drop them, and merged they could add a Host or a framing field after the
-// header was checked: the header goes back to what it was when it ended.
+// drop them, and merged they could add a Host or a framing field to the
+// header: it goes back to what it was when the last chunk came.
 unsigned HttpSession::take_trailer() {
   auto& message = parser_->get();
+  if (!chunked_header_) return 0;
   auto field_bytes = [](const http::fields& fields) {
     std::size_t bytes = 0;
     for (const auto& field : fields) bytes += field.name_string().size() + field.value().size();
@@ -395,14 +398,15 @@ HttpSession::FeedResult HttpSession::feed(std::string_view input, TimePoint now)
       result.consumed += used;
       bool header_ended = in_header && parser_->is_header_done();
       if (in_header && !header_ended) header_consumed_ += used;
-      if (header_ended) start_body();
+      // Before the header is checked: the body may have ended in the same bytes.
+      unsigned trailer_refusal = parser_->is_done() && parser_->chunked() ? take_trailer() : 0;
       refusal = refusal_after(error, header_ended, capped, rest);
-      // The body goes to Beast whole; what it leaves is a chunk line.
-      if (refusal == 0 && !in_header && parser_->chunked() && !parser_->is_done()) {
+      if (refusal == 0) refusal = trailer_refusal;
+      // What Beast leaves of a chunked body is a chunk line, or the trailer.
+      if (refusal == 0 && parser_->is_header_done() && parser_->chunked() && !parser_->is_done()) {
         refusal = chunk_tail_refusal(rest.substr(used), chunks_ > 0, limits_);
       }
     }
-    if (refusal == 0 && parser_->is_done() && parser_->chunked()) refusal = take_trailer();
     if (refusal != 0) {
       ++result.requests;
       respond_error(refusal, request_started_);

@@ -26,7 +26,7 @@
 // HTTP version other than 1.x (HTTP/2's preface included) 505. Up to
 // kMaxEmptyLines empty lines before a request are skipped (RFC 9112 2.2).
 //
-// After an error response (400/413/414/431/501), or a response that closes the
+// After an error response (400/413/414/431/501/505), or a response that closes the
 // connection (the request asked, the app set it, or the session drains and it
 // was the last outstanding), the session is closing: it reads no more input,
 // drops what is still outstanding, and the shell closes the connection once
@@ -121,7 +121,19 @@ class HttpSession {
   void release(Exchange& exchange);
 
  private:
-  using Parser = boost::beast::http::request_parser<boost::beast::http::string_body>;
+  // Beast's request parser, telling the session of each chunk line it reads.
+  class Parser : public boost::beast::http::request_parser<boost::beast::http::string_body> {
+   public:
+    explicit Parser(HttpSession& session) : session_(session) {}
+
+   private:
+    void on_chunk_header_impl(std::uint64_t size, boost::beast::string_view extensions,
+                              boost::system::error_code& error) override {
+      session_.check_chunk_header(size, extensions, error);
+    }
+
+    HttpSession& session_;
+  };
 
   void reset_parser();
   // Whether the header bytes at the front of `window` (which follows what the
@@ -130,9 +142,7 @@ class HttpSession {
   // After a put() of `given`: the status to refuse the request with, or 0.
   unsigned refusal_after(boost::system::error_code& error, bool header_ended, bool capped,
                          std::string_view given) const;
-  // The header has just ended.
-  void start_body();
-  // Beast's chunk-header callback, for each chunk line it has read whole.
+  // Each chunk line Beast has read whole.
   void check_chunk_header(std::uint64_t size, std::string_view extensions,
                           boost::system::error_code& error);
   // Once the request is read: drops its trailer fields; 431 if they were too many.
@@ -152,22 +162,15 @@ class HttpSession {
   std::size_t header_scanned_ = 0;
   char last_scanned_ = '\0';
   bool header_scan_done_ = false;
-  std::size_t empty_lines_ = 0;    // skipped before the current request
-  std::size_t header_fields_ = 0;  // fields in the header; more at the end are the trailer's
-  // A chunked request's header as it ended, put back over the trailer's fields.
+  std::size_t empty_lines_ = 0;  // skipped before the current request
+  // A chunked request's header as the last chunk came (and its field count),
+  // put back over the trailer's fields.
+  std::size_t header_fields_ = 0;
   std::optional<boost::beast::http::request_header<>> chunked_header_;
   std::size_t chunks_ = 0;           // chunks with data read in the current body
   std::uint64_t chunked_bytes_ = 0;  // their data and extensions, against the body limit
-  struct ChunkHeaderCheck {
-    HttpSession* session;
-    void operator()(std::uint64_t size, boost::beast::string_view extensions,
-                    boost::system::error_code& error) const {
-      session->check_chunk_header(size, extensions, error);
-    }
-  };
-  ChunkHeaderCheck chunk_header_check_{this};  // Beast keeps a reference to it
-  TimePoint request_started_;                  // first byte of the request being read
-  std::deque<Exchange*> pipeline_;             // oldest first; owned unless held by handles
+  TimePoint request_started_;        // first byte of the request being read
+  std::deque<Exchange*> pipeline_;   // oldest first; owned unless held by handles
   // Written, out of the pipeline, but still held by handles; detached when the
   // session goes. Usually empty or one: the exchange being answered.
   std::vector<Exchange*> held_;
