@@ -7,8 +7,9 @@ namespace herd {
 namespace {
 
 using nlohmann::json;
-
-constexpr const char* kCommandList = "ping, status, stats, restart, reload, scale, stop, events";
+using proto::ControlCommand;
+using proto::ControlRequest;
+namespace reply = proto::reply;
 
 double round_to(double value, int decimals) {
   double scale = std::pow(10.0, decimals);
@@ -23,19 +24,6 @@ json exit_json(const std::optional<ExitStatus>& status) {
   if (!status) return nullptr;
   return {{"code", status->code ? json(*status->code) : json(nullptr)},
           {"signal", status->signal ? json(*status->signal) : json(nullptr)}};
-}
-
-// Reads an optional non-negative integer argument; sets `error` if present
-// but of the wrong kind.
-std::optional<std::uint64_t> unsigned_argument(const json& request, const char* name,
-                                               std::string& error) {
-  auto it = request.find(name);
-  if (it == request.end()) return std::nullopt;
-  if (!it->is_number_unsigned()) {
-    error = std::string("'") + name + "' must be a non-negative integer";
-    return std::nullopt;
-  }
-  return it->get<std::uint64_t>();
 }
 
 struct Context {
@@ -108,7 +96,9 @@ json exited_worker_json(const ExitedWorker& exited) {
 }
 
 ControlDecision ping(const Context& context) {
-  return {{{"ok", true}, {"pid", context.master.pid}, {"version", context.master.version}}};
+  return {{{reply::kOk, true},
+           {reply::kPid, context.master.pid},
+           {reply::kVersion, context.master.version}}};
 }
 
 json slots_json(const Context& context) {
@@ -138,10 +128,10 @@ ControlDecision status(const Context& context) {
   for (const auto& [id, record] : context.workers.workers()) {
     workers.push_back(worker_json(record, context.workers, context.now));
   }
-  return {{{"ok", true},
-           {"master", master_json(context)},
-           {"workers", std::move(workers)},
-           {"slots", slots_json(context)}}};
+  return {{{reply::kOk, true},
+           {reply::kMaster, master_json(context)},
+           {reply::kWorkers, std::move(workers)},
+           {reply::kSlots, slots_json(context)}}};
 }
 
 }  // namespace
@@ -152,11 +142,8 @@ nlohmann::json status_reply(const MasterView& master, const WorkerTable& workers
 
 namespace {
 
-ControlDecision stats(const json& request, const Context& context) {
-  std::string error;
-  std::optional<std::uint64_t> id = unsigned_argument(request, "id", error);
-  if (!error.empty()) return {error_reply(error)};
-
+ControlDecision stats(const ControlRequest& request, const Context& context) {
+  const std::optional<std::uint64_t>& id = request.id;
   json workers = json::array();
   proto::WorkerStats total;
   double rps = 0;
@@ -189,14 +176,13 @@ ControlDecision stats(const json& request, const Context& context) {
                  {"bytes_in", total.bytes_in},
                  {"bytes_out", total.bytes_out},
                  {"rps", round_to(rps, 1)}};
-  return {{{"ok", true}, {"workers", std::move(workers)}, {"total", std::move(totals)}}};
+  return {{{reply::kOk, true},
+           {reply::kWorkers, std::move(workers)},
+           {reply::kTotal, std::move(totals)}}};
 }
 
-ControlDecision restart(const json& request, const Context& context) {
-  std::string error;
-  std::optional<std::uint64_t> id = unsigned_argument(request, "id", error);
-  if (!error.empty()) return {error_reply(error)};
-  if (!id) return {error_reply("restart needs 'id', the worker to replace")};
+ControlDecision restart(const ControlRequest& request, const Context& context) {
+  const std::optional<std::uint64_t>& id = request.id;  // decoding made sure of it
   const WorkerRecord* record = context.workers.find(*id);
   if (record == nullptr) return {error_reply("no worker with id " + std::to_string(*id))};
   if (context.workers.is_successor(*id)) {
@@ -206,44 +192,37 @@ ControlDecision restart(const json& request, const Context& context) {
   if (!context.workers.is_current(*id) || record->state == WorkerState::kDraining) {
     return {error_reply("worker " + std::to_string(*id) + " is already on its way out")};
   }
-  ControlDecision decision{{{"ok", true}, {"restarting", *id}}, ControlAction::kRestart};
+  ControlDecision decision{{{reply::kOk, true}, {reply::kRestarting, *id}},
+                           ControlAction::kRestart};
   decision.workers.push_back(*id);
   return decision;
 }
 
-ControlDecision reload(const json& request, const Context& context) {
-  auto wait = request.find("wait");
-  if (wait != request.end() && !wait->is_boolean())
-    return {error_reply("'wait' must be a boolean")};
+ControlDecision reload(const ControlRequest& request, const Context& context) {
   if (context.master.reloading) {
     return {error_reply("a reload is already in progress; wait for it to finish")};
   }
   ControlDecision decision;
   decision.action = ControlAction::kReload;
   decision.workers = context.workers.serving_workers();
-  bool waiting = wait != request.end() && wait->get<bool>();
-  if (!waiting) decision.reply = {{"ok", true}, {"reloading", decision.workers}};
+  if (!request.wait) decision.reply = {{reply::kOk, true}, {reply::kReloading, decision.workers}};
   return decision;
 }
 
-ControlDecision scale(const json& request, const Context& context) {
-  std::string error;
-  std::optional<std::uint64_t> target = unsigned_argument(request, "workers", error);
-  if (!error.empty() || !target || *target < 1 || *target > kMaxWorkers) {
-    return {
-        error_reply("scale needs 'workers', an integer from 1 to " + std::to_string(kMaxWorkers))};
-  }
-  ControlDecision decision{
-      {{"ok", true}, {"workers_target", *target}, {"previous", context.workers.target()}},
-      ControlAction::kScale};
-  decision.target = static_cast<std::size_t>(*target);
+ControlDecision scale(const ControlRequest& request, const Context& context) {
+  std::uint64_t target = *request.workers;  // 1 to kMaxWorkers: decoding made sure of it
+  ControlDecision decision{{{reply::kOk, true},
+                            {reply::kWorkersTarget, target},
+                            {reply::kPrevious, context.workers.target()}},
+                           ControlAction::kScale};
+  decision.target = static_cast<std::size_t>(target);
   return decision;
 }
 
 }  // namespace
 
 json error_reply(const std::string& message) {
-  return {{"ok", false}, {"error", message}};
+  return {{reply::kOk, false}, {reply::kError, message}};
 }
 
 json latency_json(const LatencyHistogram& histogram) {
@@ -282,29 +261,38 @@ json worker_json(const WorkerRecord& worker, const WorkerTable& table, TimePoint
 
 ControlDecision handle_control_request(std::string_view line, const MasterView& master,
                                        const WorkerTable& workers, TimePoint now) {
-  json request = json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (request.is_discarded()) return {error_reply("request is not valid JSON")};
-  if (!request.is_object()) return {error_reply("request must be a JSON object")};
-  auto cmd = request.find("cmd");
-  if (cmd == request.end() || !cmd->is_string()) {
-    return {error_reply(std::string("request needs a string 'cmd' (") + kCommandList + ")")};
-  }
-  const std::string& name = cmd->get_ref<const std::string&>();
+  proto::DecodedControlRequest decoded = proto::decode_control_request(line);
+  if (!decoded.request) return {error_reply(decoded.error)};
+  const ControlRequest& request = *decoded.request;
   Context context{master, workers, now};
 
-  if (name == "ping") return ping(context);
-  if (name == "status") return status(context);
-  if (name == "stats") return stats(request, context);
-  if (name == "events") {
-    return {{{"ok", true}, {"events", true}}, ControlAction::kSubscribe};
+  switch (request.command) {
+    case ControlCommand::kPing:
+      return ping(context);
+    case ControlCommand::kStatus:
+      return status(context);
+    case ControlCommand::kStats:
+      return stats(request, context);
+    case ControlCommand::kEvents:
+      return {{{reply::kOk, true}, {reply::kEvents, true}}, ControlAction::kSubscribe};
+    case ControlCommand::kRestart:
+    case ControlCommand::kReload:
+    case ControlCommand::kScale:
+    case ControlCommand::kStop:
+      break;
   }
-  bool changes_workers = name == "restart" || name == "reload" || name == "scale" || name == "stop";
-  if (changes_workers && master.stopping) return {error_reply("the master is stopping")};
-  if (name == "restart") return restart(request, context);
-  if (name == "reload") return reload(request, context);
-  if (name == "scale") return scale(request, context);
-  if (name == "stop") return {{{"ok", true}, {"stopping", true}}, ControlAction::kStop};
-  return {error_reply("unknown command '" + name + "' (try " + kCommandList + ")")};
+  // The commands that change the workers.
+  if (master.stopping) return {error_reply("the master is stopping")};
+  switch (request.command) {
+    case ControlCommand::kRestart:
+      return restart(request, context);
+    case ControlCommand::kReload:
+      return reload(request, context);
+    case ControlCommand::kScale:
+      return scale(request, context);
+    default:
+      return {{{reply::kOk, true}, {reply::kStopping, true}}, ControlAction::kStop};
+  }
 }
 
 }  // namespace herd

@@ -16,6 +16,7 @@
 
 #include "common/clock.h"
 #include "master/worker_table.h"
+#include "proto/control.h"
 
 namespace herd {
 
@@ -47,9 +48,6 @@ struct ControlDecision {
   std::vector<WorkerId> workers;  // kRestart: the one; kReload: those to replace, in order
   std::size_t target = 0;         // kScale
 };
-
-// The most workers `scale` accepts, matching --workers.
-inline constexpr std::size_t kMaxWorkers = 1024;
 
 // Parses and answers one request line. Never throws: bad input of any kind
 // gets {"ok":false,"error":...} and no action.

@@ -6,10 +6,10 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <string_view>
 #include <variant>
 
+#include "common/errno_text.h"
 #include "common/listen_socket.h"
 #include "common/unix_socket.h"
 #include "master/control_handlers.h"
@@ -40,10 +40,6 @@ constexpr std::string_view kQueueTimeoutResponse =
     "Connection: close\r\n"
     "\r\n"
     "No worker was free in time.\n";
-
-std::string errno_text() {
-  return std::strerror(errno);
-}
 
 // Best effort, never blocking: the request already sent is read and dropped
 // first, because closing a socket with unread input resets it, and the reset
@@ -253,7 +249,7 @@ void Master::reap_workers() {
     if (pid == 0) return;
     if (pid < 0) {
       if (errno == EINTR) continue;
-      if (errno != ECHILD) spdlog::error("waitpid() failed: {}", errno_text());
+      if (errno != ECHILD) spdlog::error("waitpid() failed: {}", errno_text(errno));
       return;
     }
     ExitStatus exit;
@@ -312,7 +308,7 @@ void Master::murder_unresponsive_workers() {
     update_eligibility(*worker);
     emit("hung", worker_event_fields(*worker));
     if (::kill(worker->pid, SIGTERM) != 0) {
-      spdlog::error("kill({}, SIGTERM) failed: {}", worker->pid, errno_text());
+      spdlog::error("kill({}, SIGTERM) failed: {}", worker->pid, errno_text(errno));
     }
   }
   for (WorkerId id : workers_.past_kill_deadline(now)) {
@@ -321,7 +317,7 @@ void Master::murder_unresponsive_workers() {
                  config_.kill_timeout.count());
     worker->kill_at.reset();  // SIGKILL cannot be caught: once is enough
     if (::kill(worker->pid, SIGKILL) != 0) {
-      spdlog::error("kill({}, SIGKILL) failed: {}", worker->pid, errno_text());
+      spdlog::error("kill({}, SIGKILL) failed: {}", worker->pid, errno_text(errno));
     }
   }
 }
@@ -442,9 +438,10 @@ void Master::report_replacements(const ReplacementPlan::Outcome& outcome) {
     if (outcome.interrupted) fields["id"] = *outcome.interrupted;
     emit(what, std::move(fields));
   }
-  nlohmann::json reply = outcome.failure.empty()
-                             ? nlohmann::json{{"ok", true}, {"reloaded", outcome.replaced}}
-                             : error_reply(outcome.failure);
+  nlohmann::json reply =
+      outcome.failure.empty()
+          ? nlohmann::json{{proto::reply::kOk, true}, {proto::reply::kReloaded, outcome.replaced}}
+          : error_reply(outcome.failure);
   for (ControlServer::ClientId client : std::exchange(reload_waiters_, {})) {
     control_->send(client, reply);
   }
@@ -546,12 +543,12 @@ void Master::accept_connections() {
         case ENOBUFS:
         case ENOMEM:
           // Level-triggered readiness would call us straight back: back off.
-          spdlog::warn("accept4() failed: {}; pausing accepts for {} ms", errno_text(),
+          spdlog::warn("accept4() failed: {}; pausing accepts for {} ms", errno_text(errno),
                        kAcceptRetryAfterFdExhaustion.count());
           pause_accepting(kAcceptRetryAfterFdExhaustion);
           break;
         default:
-          spdlog::error("accept4() failed: {}", errno_text());
+          spdlog::error("accept4() failed: {}", errno_text(errno));
           i = kAcceptBatch;
           break;
       }
@@ -602,7 +599,7 @@ void Master::dispatch_connections() {
       event_add(channel->second->write_event.get(), nullptr);
       update_eligibility(*worker);
     } else {
-      spdlog::error("sendmsg() to worker {} failed: {}", worker->pid, errno_text());
+      spdlog::error("sendmsg() to worker {} failed: {}", worker->pid, errno_text(errno));
       close_channel(worker->id);
     }
   }
@@ -664,7 +661,7 @@ void Master::read_channel(Channel& channel) {
         return;
       case ReceiveStatus::kError:
         errno = received.error;
-        spdlog::error("recvmsg() from worker {} failed: {}", worker->pid, errno_text());
+        spdlog::error("recvmsg() from worker {} failed: {}", worker->pid, errno_text(errno));
         close_channel(id);
         return;
       case ReceiveStatus::kMessage:
@@ -765,7 +762,7 @@ bool Master::send_to_worker(WorkerRecord& worker, const proto::MasterMessage& me
   SendResult sent = send_message(channel->second->fd.get(), proto::encode(message));
   if (sent == SendResult::kSent) return true;
   spdlog::error("sendmsg() of '{}' to worker {} failed: {}", proto::type_name(message), worker.pid,
-                sent == SendResult::kWouldBlock ? "channel full" : errno_text());
+                sent == SendResult::kWouldBlock ? "channel full" : errno_text(errno));
   return false;
 }
 

@@ -26,16 +26,19 @@ std::vector<std::string> build_environment(const WorkerCommand& command, WorkerI
   for (char** entry = environ; *entry != nullptr; ++entry) {
     // The master's own settings, and systemd's notify socket: only the
     // master speaks for the service (NotifyAccess=main).
-    if (std::strncmp(*entry, "HERD_", 5) == 0 || std::strncmp(*entry, "NOTIFY_SOCKET=", 14) == 0) {
+    std::string_view variable(*entry);
+    if (variable.starts_with(proto::kWorkerEnvPrefix) || variable.starts_with("NOTIFY_SOCKET=")) {
       continue;
     }
-    env.emplace_back(*entry);
+    env.emplace_back(variable);
   }
-  env.push_back("HERD_CHANNEL_FD=" + std::to_string(kWorkerChannelFd));
-  env.push_back("HERD_WORKER_ID=" + std::to_string(id));
-  env.push_back("HERD_WORKER_SLOT=" + std::to_string(slot));
-  if (command.listen_fd >= 0) env.push_back("HERD_LISTEN_FD=" + std::to_string(kWorkerListenFd));
-  env.insert(env.end(), command.env.begin(), command.env.end());
+  proto::WorkerEnv worker_env = command.env;
+  worker_env.channel_fd = kWorkerChannelFd;
+  if (command.listen_fd >= 0) worker_env.listen_fd = kWorkerListenFd;
+  worker_env.worker_id = id;
+  worker_env.slot = slot;
+  std::vector<std::string> entries = proto::to_environment(worker_env);
+  env.insert(env.end(), entries.begin(), entries.end());
   return env;
 }
 

@@ -13,6 +13,7 @@
 #include "common/unique_fd.h"
 #include "master/credentials.h"
 #include "master/dispatcher.h"
+#include "proto/worker_env.h"
 
 namespace herd {
 
@@ -27,7 +28,7 @@ enum class Schedule { kRoundRobin, kNone };
 struct WorkerCommand {
   std::string program;                     // path to exec
   std::vector<std::string> args;           // after argv[0]
-  std::vector<std::string> env;            // extra NAME=VALUE entries for every worker
+  proto::WorkerEnv env;                    // what every worker is told; fds, id and slot per worker
   int listen_fd = -1;                      // shared with the worker as fd 4 when >= 0
   std::optional<Credentials> credentials;  // --user/--group: who the worker runs as
 };

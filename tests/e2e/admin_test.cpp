@@ -63,14 +63,8 @@ std::pair<int, std::string> promtool_check(const std::string& metrics) {
   TempDir dir;
   std::string path = dir.path() + "/metrics.txt";
   std::ofstream(path) << metrics;
-  std::string command = "promtool check metrics < " + path + " 2>&1";
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return {-1, "popen failed"};
-  std::string output;
-  char buffer[4096];
-  while (std::size_t read = std::fread(buffer, 1, sizeof(buffer), pipe))
-    output.append(buffer, read);
-  return {::pclose(pipe), output};
+  RunResult run = run_program({"sh", "-c", "promtool check metrics < " + path + " 2>&1"});
+  return {run.error.empty() ? run.exit_code : -1, run.out + run.error};
 }
 
 TEST(AdminEndpoint, HealthzAndReadyzAnswerWhileServing) {

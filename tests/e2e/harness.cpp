@@ -1,5 +1,6 @@
 #include "tests/e2e/harness.h"
 
+#include "common/errno_text.h"
 #include "common/unix_socket.h"
 
 #include <arpa/inet.h>
@@ -42,10 +43,6 @@ constexpr Milliseconds kPollInterval{10};
 // gone) before it stops reading anyway.
 constexpr Milliseconds kOutputDrainTimeout{3000};
 
-std::string errno_text() {
-  return std::strerror(errno);
-}
-
 // Writes all of `bytes` to a socket with SO_SNDTIMEO set; "" or the error.
 std::string send_all(int socket, std::string_view bytes, Milliseconds timeout) {
   while (!bytes.empty()) {
@@ -54,7 +51,7 @@ std::string send_all(int socket, std::string_view bytes, Milliseconds timeout) {
       if (errno == EINTR) continue;
       return errno == EAGAIN || errno == EWOULDBLOCK
                  ? "send() timed out after " + std::to_string(timeout.count()) + " ms"
-                 : "send() failed: " + errno_text();
+                 : "send() failed: " + errno_text(errno);
     }
     bytes.remove_prefix(static_cast<std::size_t>(sent));
   }
@@ -81,17 +78,17 @@ UniqueFd connect_bounded(const sockaddr* address, socklen_t length, const std::s
                          Milliseconds timeout, std::string& error) {
   UniqueFd socket(::socket(address->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!socket) {
-    error = "socket() failed: " + errno_text();
+    error = "socket() failed: " + errno_text(errno);
     return {};
   }
   timeval bound = to_timeval(timeout);
   if (::setsockopt(socket.get(), SOL_SOCKET, SO_RCVTIMEO, &bound, sizeof(bound)) != 0 ||
       ::setsockopt(socket.get(), SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof(bound)) != 0) {
-    error = "setsockopt() of the socket timeouts failed: " + errno_text();
+    error = "setsockopt() of the socket timeouts failed: " + errno_text(errno);
     return {};
   }
   if (::connect(socket.get(), address, length) != 0) {
-    error = "connect() to " + where + " failed: " + errno_text();
+    error = "connect() to " + where + " failed: " + errno_text(errno);
     return {};
   }
   return socket;
@@ -149,25 +146,44 @@ std::vector<char*> as_argv(std::vector<std::string>& strings) {
 }
 
 // Runs in the forked child: async-signal-safe calls only.
-[[noreturn]] void exec_child(int output, pid_t parent, char* const* argv, char* const* envp) {
-  // If the test process dies, so does herd (and herd takes its workers).
+[[noreturn]] void exec_child(int out, int err, pid_t parent, char* const* argv, char* const* envp) {
+  // If the test process dies, so does the child (and herd takes its workers).
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != parent) ::_exit(127);
 
   int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (null >= 0) ::dup2(null, STDIN_FILENO);
-  // The pipe is O_CLOEXEC; the dup2() copies are not.
-  ::dup2(output, STDOUT_FILENO);
-  ::dup2(output, STDERR_FILENO);
+  // The pipes are O_CLOEXEC; the dup2() copies are not.
+  ::dup2(out, STDOUT_FILENO);
+  ::dup2(err, STDERR_FILENO);
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
 
-  ::execve(argv[0], argv, envp);
-  const char message[] = "e2e harness: execve() failed\n";
+  ::execvpe(argv[0], argv, envp);
+  const char message[] = "e2e harness: execvpe() failed\n";
   ssize_t ignored = ::write(STDERR_FILENO, message, sizeof(message) - 1);
   (void)ignored;
   ::_exit(127);
+}
+
+// Forks and execs `args` (args[0] found on PATH unless it has a '/') with
+// `env`, stdin from /dev/null and stdout and stderr onto `out` and `err`.
+// Everything the child needs is built before fork(): the test process has
+// threads, so the child may only make async-signal-safe calls. Returns the
+// pid, or -1 with `error` set.
+pid_t spawn_child(std::vector<std::string> args, std::vector<std::string> env, int out, int err,
+                  std::string& error) {
+  std::vector<char*> argv = as_argv(args);
+  std::vector<char*> envp = as_argv(env);
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    error = "fork() failed: " + errno_text(errno);
+    return -1;
+  }
+  if (pid == 0) exec_child(out, err, parent, argv.data(), envp.data());
+  return pid;
 }
 
 }  // namespace
@@ -215,51 +231,25 @@ RunResult run_program(const std::vector<std::string>& args,
   std::array<int, 2> out_pipe{};
   std::array<int, 2> err_pipe{};
   if (::pipe2(out_pipe.data(), O_CLOEXEC) != 0) {
-    result.error = std::string("pipe2() failed: ") + std::strerror(errno);
+    result.error = "pipe2() failed: " + errno_text(errno);
     return result;
   }
   UniqueFd out_read(out_pipe[0]), out_write(out_pipe[1]);
   if (::pipe2(err_pipe.data(), O_CLOEXEC) != 0) {
-    result.error = std::string("pipe2() failed: ") + std::strerror(errno);
+    result.error = "pipe2() failed: " + errno_text(errno);
     return result;
   }
   UniqueFd err_read(err_pipe[0]), err_write(err_pipe[1]);
 
-  // Built before fork(): the test process has threads, so the child may only
-  // make async-signal-safe calls.
-  auto pointers = [](std::vector<std::string>& strings) {
-    std::vector<char*> list;
-    for (std::string& text : strings) list.push_back(text.data());
-    list.push_back(nullptr);
-    return list;
-  };
-  std::vector<std::string> argv_strings = args;
   std::vector<std::string> env_strings;
   if (environment) {
     env_strings = *environment;
   } else {
     for (char** entry = environ; *entry != nullptr; ++entry) env_strings.emplace_back(*entry);
   }
-  std::vector<char*> argv = pointers(argv_strings);
-  std::vector<char*> envp = pointers(env_strings);
-
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    result.error = std::string("fork() failed: ") + std::strerror(errno);
-    return result;
-  }
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (null >= 0) ::dup2(null, STDIN_FILENO);
-    ::dup2(out_write.get(), STDOUT_FILENO);
-    ::dup2(err_write.get(), STDERR_FILENO);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execvpe(argv[0], argv.data(), envp.data());
-    ::_exit(127);
-  }
+  pid_t pid =
+      spawn_child(args, std::move(env_strings), out_write.get(), err_write.get(), result.error);
+  if (pid < 0) return result;
   out_write.reset();
   err_write.reset();
 
@@ -352,33 +342,23 @@ HerdProcess::HerdProcess(std::vector<std::string> args, std::string program,
   int output_pipe[2];
   int wake_pipe[2];
   if (::pipe2(output_pipe, O_CLOEXEC) != 0) {
-    start_error_ = "pipe2() failed: " + errno_text();
+    start_error_ = "pipe2() failed: " + errno_text(errno);
     return;
   }
   UniqueFd output_write(output_pipe[1]);
   output_.reset(output_pipe[0]);
   if (::pipe2(wake_pipe, O_CLOEXEC) != 0) {
-    start_error_ = "pipe2() failed: " + errno_text();
+    start_error_ = "pipe2() failed: " + errno_text(errno);
     return;
   }
   wake_read_.reset(wake_pipe[0]);
   wake_write_.reset(wake_pipe[1]);
 
-  // Everything the child needs is built before fork(): the test process has
-  // threads, so the child may only make async-signal-safe calls.
   std::vector<std::string> argv_strings{program_};
   argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-  std::vector<std::string> env_strings = child_environment(env);
-  std::vector<char*> argv = as_argv(argv_strings);
-  std::vector<char*> envp = as_argv(env_strings);
-  pid_t parent = ::getpid();
-
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    start_error_ = "fork() failed: " + errno_text();
-    return;
-  }
-  if (pid == 0) exec_child(output_write.get(), parent, argv.data(), envp.data());
+  pid_t pid = spawn_child(std::move(argv_strings), child_environment(env), output_write.get(),
+                          output_write.get(), start_error_);
+  if (pid < 0) return;
   pid_ = pid;
   if (std::optional<ProcStat> stat = read_proc_stat(pid_)) start_time_ = stat->start_time;
   // output_write closes here: from now on only the child (and the workers it
@@ -474,7 +454,7 @@ std::optional<int> HerdProcess::wait_exit(Milliseconds timeout) {
       return exit_status_;
     }
     if (reaped < 0 && errno != EINTR) {
-      std::cerr << "e2e harness: waitpid(" << pid_ << ") failed: " << errno_text() << "\n";
+      std::cerr << "e2e harness: waitpid(" << pid_ << ") failed: " << errno_text(errno) << "\n";
       return std::nullopt;
     }
     if (Clock::now() >= deadline) return std::nullopt;
@@ -567,7 +547,7 @@ std::optional<Cluster> start_cluster(std::size_t workers,
 
   Cluster cluster;
   if (cluster.dir.path().empty()) {
-    ADD_FAILURE() << "mkdtemp() failed: " << errno_text();
+    ADD_FAILURE() << "mkdtemp() failed: " << errno_text(errno);
     return std::nullopt;
   }
   args.push_back("--control");
@@ -603,7 +583,7 @@ std::optional<Cluster> start_master(std::size_t workers,
                                     const std::vector<std::string>& extra_args) {
   Cluster cluster;
   if (cluster.dir.path().empty()) {
-    ADD_FAILURE() << "mkdtemp() failed: " << errno_text();
+    ADD_FAILURE() << "mkdtemp() failed: " << errno_text(errno);
     return std::nullopt;
   }
   std::vector<std::string> args{"--host",    "127.0.0.1",          "--port",
@@ -736,7 +716,7 @@ HttpReadResult HttpClient::read_responses(std::size_t count) {
                      " of " + std::to_string(count);
       break;
     } else {
-      result.error = "recv() failed: " + errno_text();
+      result.error = "recv() failed: " + errno_text(errno);
       break;
     }
   }
@@ -755,7 +735,7 @@ bool HttpClient::wait_for_close(Milliseconds timeout) {
     pollfd readable{socket_.get(), POLLIN, 0};
     int ready = ::poll(&readable, 1, static_cast<int>(remaining));
     if (ready < 0 && errno != EINTR) {
-      error_ = "poll() failed: " + errno_text();
+      error_ = "poll() failed: " + errno_text(errno);
       return false;
     }
     if (ready <= 0) continue;
@@ -766,7 +746,7 @@ bool HttpClient::wait_for_close(Milliseconds timeout) {
     } else if (received == 0 || errno == ECONNRESET) {
       peer_closed_ = true;
     } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
-      error_ = "recv() failed: " + errno_text();
+      error_ = "recv() failed: " + errno_text(errno);
       return false;
     }
   }
@@ -854,7 +834,7 @@ bool ControlClient::receive_until(Clock::time_point deadline) {
     int ready = ::poll(&readable, 1, static_cast<int>(remaining));
     if (ready < 0) {
       if (errno == EINTR) continue;
-      error_ = "poll() failed: " + errno_text();
+      error_ = "poll() failed: " + errno_text(errno);
       return false;
     }
     if (ready == 0) continue;
@@ -869,7 +849,7 @@ bool ControlClient::receive_until(Clock::time_point deadline) {
       return true;
     }
     if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
-      error_ = "recv() failed: " + errno_text();
+      error_ = "recv() failed: " + errno_text(errno);
       return false;
     }
   }

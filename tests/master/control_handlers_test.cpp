@@ -570,7 +570,7 @@ TEST(ControlHandlersTest, ScaleAcceptsTheLimits) {
   WorkerTable table = ready_table(2);
 
   EXPECT_EQ(handle(R"({"cmd":"scale","workers":1})", table).target, 1u);
-  EXPECT_EQ(handle(R"({"cmd":"scale","workers":1024})", table).target, kMaxWorkers);
+  EXPECT_EQ(handle(R"({"cmd":"scale","workers":1024})", table).target, proto::kMaxWorkers);
 }
 
 TEST(ControlHandlersTest, ScaleToZeroIsAnError) {

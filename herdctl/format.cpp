@@ -1,4 +1,4 @@
-#include "master/herdctl_format.h"
+#include "herdctl/format.h"
 
 #include <algorithm>
 #include <array>
@@ -12,8 +12,7 @@ namespace herd::ctl {
 namespace {
 
 using nlohmann::json;
-
-constexpr const char* kMissing = "-";
+namespace reply = proto::reply;
 
 // snprintf into a std::string; every format here is short and fixed.
 template <typename... Args>
@@ -23,15 +22,6 @@ std::string printf_string(const char* format, Args... args) {
   if (length < 0) return kMissing;
   return std::string(buffer.data(),
                      std::min<std::size_t>(static_cast<std::size_t>(length), buffer.size() - 1));
-}
-
-// The value of `key` when `object` is an object holding a non-null value
-// there; nullptr otherwise.
-const json* field(const json& object, std::string_view key) {
-  if (!object.is_object()) return nullptr;
-  auto found = object.find(key);
-  if (found == object.end() || found->is_null()) return nullptr;
-  return &*found;
 }
 
 // Integers as the master sent them ("1234"), anything else as "-".
@@ -65,14 +55,6 @@ std::string signal_text(const json& value) {
   return std::string("SIG") + abbreviation;
 }
 
-// "code 1", "signal SIGKILL", or "-" for a slot that never lost a worker.
-std::string exit_text(const json* last_exit) {
-  if (last_exit == nullptr || !last_exit->is_object()) return kMissing;
-  if (const json* signal = field(*last_exit, "signal")) return "signal " + signal_text(*signal);
-  if (field(*last_exit, "code") != nullptr) return "code " + count_text(*last_exit, "code");
-  return kMissing;
-}
-
 // "2025-11-25 07:30:01.123" for a Unix time in milliseconds.
 std::string wall_time_text(std::int64_t unix_ms, TimeZone zone) {
   std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
@@ -92,7 +74,7 @@ std::string wall_time_text(std::int64_t unix_ms, TimeZone zone) {
 
 const std::vector<json>& workers_of(const json& reply) {
   static const std::vector<json> kNone;
-  const json* workers = field(reply, "workers");
+  const json* workers = field(reply, reply::kWorkers);
   if (workers == nullptr || !workers->is_array()) return kNone;
   return workers->get_ref<const json::array_t&>();
 }
@@ -113,33 +95,6 @@ std::string ids_text(const json& ids) {
     text += integer_text(&id);
   }
   return text;
-}
-
-// "1 2 5": worker ids as the reload progress lines list them.
-std::string id_list_text(const json& ids) {
-  std::string text;
-  for (const json& id : ids) {
-    if (!text.empty()) text += ' ';
-    text += integer_text(&id);
-  }
-  return text;
-}
-
-std::optional<std::uint64_t> worker_id(const json& value) {
-  if (value.is_number_unsigned()) return value.get<std::uint64_t>();
-  if (value.is_number_integer() && value.get<std::int64_t>() >= 0) {
-    return static_cast<std::uint64_t>(value.get<std::int64_t>());
-  }
-  return std::nullopt;
-}
-
-std::optional<std::uint64_t> worker_id(const json& object, std::string_view key) {
-  const json* value = field(object, key);
-  return value == nullptr ? std::nullopt : worker_id(*value);
-}
-
-std::string plural(std::size_t count, const char* noun) {
-  return std::to_string(count) + " " + noun + (count == 1 ? "" : "s");
 }
 
 // Lines of "label:  value" with the values in one column.
@@ -229,32 +184,46 @@ std::vector<std::pair<std::string, std::string>> traffic_details(const json& obj
 
 }  // namespace
 
-json make_request(const Request& request) {
-  switch (request.command) {
-    case Command::kPing:
-      return {{"cmd", "ping"}};
-    case Command::kStatus:
-      return {{"cmd", "status"}};
-    case Command::kStats: {
-      json message = {{"cmd", "stats"}};
-      if (request.id) message["id"] = *request.id;
-      return message;
-    }
-    case Command::kRestart:
-      return {{"cmd", "restart"}, {"id", request.id.value_or(0)}};
-    case Command::kReload: {
-      json message = {{"cmd", "reload"}};
-      if (request.wait) message["wait"] = true;
-      return message;
-    }
-    case Command::kScale:
-      return {{"cmd", "scale"}, {"workers", request.workers.value_or(0)}};
-    case Command::kStop:
-      return {{"cmd", "stop"}};
-    case Command::kEvents:
-      return {{"cmd", "events"}};
+// ---- shared by the views ------------------------------------------------------
+
+const json* field(const json& object, std::string_view key) {
+  if (!object.is_object()) return nullptr;
+  auto found = object.find(key);
+  if (found == object.end() || found->is_null()) return nullptr;
+  return &*found;
+}
+
+std::string exit_text(const json* last_exit) {
+  if (last_exit == nullptr || !last_exit->is_object()) return kMissing;
+  if (const json* signal = field(*last_exit, "signal")) return "signal " + signal_text(*signal);
+  if (field(*last_exit, "code") != nullptr) return "code " + count_text(*last_exit, "code");
+  return kMissing;
+}
+
+std::string id_list_text(const json& ids) {
+  std::string text;
+  for (const json& id : ids) {
+    if (!text.empty()) text += ' ';
+    text += integer_text(&id);
   }
-  return {{"cmd", "ping"}};
+  return text;
+}
+
+std::optional<std::uint64_t> worker_id(const json& value) {
+  if (value.is_number_unsigned()) return value.get<std::uint64_t>();
+  if (value.is_number_integer() && value.get<std::int64_t>() >= 0) {
+    return static_cast<std::uint64_t>(value.get<std::int64_t>());
+  }
+  return std::nullopt;
+}
+
+std::optional<std::uint64_t> worker_id(const json& object, std::string_view key) {
+  const json* value = field(object, key);
+  return value == nullptr ? std::nullopt : worker_id(*value);
+}
+
+std::string plural(std::size_t count, const char* noun) {
+  return std::to_string(count) + " " + noun + (count == 1 ? "" : "s");
 }
 
 // ---- human units --------------------------------------------------------------
@@ -392,32 +361,32 @@ std::string render_table(const std::vector<Column>& columns,
 
 // ---- replies ------------------------------------------------------------------
 
-std::string format_reply(const Request& request, const json& reply) {
+std::string format_reply(const proto::ControlRequest& request, const json& reply) {
   switch (request.command) {
-    case Command::kPing:
+    case proto::ControlCommand::kPing:
       return format_ping(reply);
-    case Command::kStatus:
+    case proto::ControlCommand::kStatus:
       return format_status(reply);
-    case Command::kStats:
+    case proto::ControlCommand::kStats:
       return format_stats(reply, /*detailed=*/request.id.has_value());
-    case Command::kRestart:
-    case Command::kReload:
-    case Command::kScale:
-    case Command::kStop:
+    case proto::ControlCommand::kRestart:
+    case proto::ControlCommand::kReload:
+    case proto::ControlCommand::kScale:
+    case proto::ControlCommand::kStop:
       return format_action(request.command, reply);
-    case Command::kEvents:
+    case proto::ControlCommand::kEvents:
       break;
   }
   return reply.dump() + "\n";
 }
 
 std::string format_ping(const json& reply) {
-  return "herd " + string_text(reply, "version") + " (pid " + count_text(reply, "pid") +
+  return "herd " + string_text(reply, reply::kVersion) + " (pid " + count_text(reply, reply::kPid) +
          ") is alive\n";
 }
 
 std::string format_backoff_slots(const json& reply) {
-  const json* slots = field(reply, "slots");
+  const json* slots = field(reply, reply::kSlots);
   if (slots == nullptr || !slots->is_array()) return "";
   std::string text;
   for (const json& slot : *slots) {
@@ -433,7 +402,7 @@ std::string format_backoff_slots(const json& reply) {
 
 std::string format_status(const json& reply) {
   static const json kNoMaster = json::object();
-  const json* master_field = field(reply, "master");
+  const json* master_field = field(reply, reply::kMaster);
   const json& master = master_field != nullptr ? *master_field : kNoMaster;
   std::vector<json> workers = sorted_workers(reply);
   std::size_t ready = std::count_if(workers.begin(), workers.end(), [](const json& worker) {
@@ -478,7 +447,7 @@ std::string format_status(const json& reply) {
 
 std::string format_stats(const json& reply, bool detailed) {
   static const json kNoTotal = json::object();
-  const json* total_field = field(reply, "total");
+  const json* total_field = field(reply, reply::kTotal);
   const json& total = total_field != nullptr ? *total_field : kNoTotal;
   std::vector<json> workers = sorted_workers(reply);
   if (detailed && workers.size() == 1) return format_worker_detail(workers.front());
@@ -565,29 +534,29 @@ std::string format_worker_detail(const json& worker, TimeZone zone) {
   return render_details(details) + worker_output_text(worker, zone);
 }
 
-std::string format_action(Command command, const json& reply) {
+std::string format_action(proto::ControlCommand command, const json& reply) {
   switch (command) {
-    case Command::kRestart:
-      return "restarting worker " + count_text(reply, "restarting") +
+    case proto::ControlCommand::kRestart:
+      return "restarting worker " + count_text(reply, reply::kRestarting) +
              ": its replacement takes over once ready\n";
-    case Command::kReload: {
-      if (const json* reloaded = field(reply, "reloaded"); reloaded && reloaded->is_array()) {
+    case proto::ControlCommand::kReload: {
+      if (const json* reloaded = field(reply, reply::kReloaded); reloaded && reloaded->is_array()) {
         return "reloaded " + plural(reloaded->size(), "worker") +
                (reloaded->empty() ? "" : " (replaced ids " + ids_text(*reloaded) + ")") + "\n";
       }
-      const json* reloading = field(reply, "reloading");
+      const json* reloading = field(reply, reply::kReloading);
       if (reloading == nullptr || !reloading->is_array()) return "reloading\n";
       if (reloading->empty()) return "nothing to reload\n";
       return "reloading " + plural(reloading->size(), "worker") + " one slot at a time (ids " +
              ids_text(*reloading) + ")\n";
     }
-    case Command::kScale: {
-      std::string target = count_text(reply, "workers_target");
-      std::string previous = count_text(reply, "previous");
+    case proto::ControlCommand::kScale: {
+      std::string target = count_text(reply, reply::kWorkersTarget);
+      std::string previous = count_text(reply, reply::kPrevious);
       if (target == previous) return "already at " + target + " workers\n";
       return "scaling from " + previous + " to " + target + " workers\n";
     }
-    case Command::kStop:
+    case proto::ControlCommand::kStop:
       return "herd is stopping: workers finish their requests, then the master exits\n";
     default:
       break;
@@ -639,79 +608,10 @@ std::string format_event(const json& event, TimeZone zone) {
 
 std::string reply_error(const json& reply) {
   if (!reply.is_object()) return "unexpected reply from the master: " + reply.dump();
-  if (const json* error = field(reply, "error"); error && error->is_string()) {
+  if (const json* error = field(reply, reply::kError); error && error->is_string()) {
     return error->get<std::string>();
   }
   return "the master refused the request without saying why: " + reply.dump();
-}
-
-// ---- reload --wait ------------------------------------------------------------
-
-std::optional<std::string> ReloadProgress::observe(const json& event) {
-  if (!event.is_object() || finished()) return std::nullopt;
-  std::string name = string_text(event, "event");
-  if (name == "reload") return observe_reload(event);
-  if (phase_ != Phase::kRunning) return std::nullopt;
-
-  if (name == "restart" && string_text(event, "phase") == "start") {
-    // One slot's turn; a `restart` queued behind the reload takes its turn too.
-    for (const char* key : {"id", "successor"}) {
-      if (std::optional<std::uint64_t> id = worker_id(event, key)) involved_.insert(*id);
-    }
-    return "worker " + count_text(event, "id") + " -> " + count_text(event, "successor") +
-           " starting\n";
-  }
-  std::optional<std::uint64_t> id = worker_id(event, "id");
-  if (!id || involved_.count(*id) == 0) return std::nullopt;
-  if (name == "exit")
-    return "worker " + std::to_string(*id) + " exited (" + exit_text(&event) + ")\n";
-  if (name == "hung") return "worker " + std::to_string(*id) + " hung\n";
-  return std::nullopt;
-}
-
-std::optional<std::string> ReloadProgress::observe_reload(const json& event) {
-  std::string phase = string_text(event, "phase");
-  if (phase_ == Phase::kWaitingForStart) {
-    if (phase != "start") return std::nullopt;  // the end of an earlier reload
-    phase_ = Phase::kRunning;
-    const json* workers = field(event, "workers");
-    if (workers == nullptr || !workers->is_array()) return "replacing the workers\n";
-    to_replace_ = workers->size();
-    for (const json& worker : *workers) {
-      if (std::optional<std::uint64_t> id = worker_id(worker)) involved_.insert(*id);
-    }
-    if (workers->empty()) return "nothing to replace\n";
-    return "replacing " + plural(workers->size(), "worker") + ": " + id_list_text(*workers) + "\n";
-  }
-  if (phase == "progress") {
-    for (const char* key : {"replaced", "by"}) {
-      if (std::optional<std::uint64_t> id = worker_id(event, key)) involved_.insert(*id);
-    }
-    ++replaced_;
-    // The master's count when it sends one; it also knows of restarts queued
-    // behind the reload.
-    std::string left = count_text(event, "remaining");
-    if (left == kMissing && to_replace_) {
-      left = std::to_string(*to_replace_ - std::min(*to_replace_, replaced_));
-    }
-    return "worker " + count_text(event, "replaced") + " -> " + count_text(event, "by") +
-           " ready (" + left + " left)\n";
-  }
-  if (phase == "done") {
-    phase_ = Phase::kDone;
-    const json* replaced = field(event, "replaced");
-    if (replaced == nullptr || !replaced->is_array()) return "reload done\n";
-    if (replaced->empty()) return "reload done: nothing replaced\n";
-    return "reload done: replaced " + id_list_text(*replaced) + "\n";
-  }
-  if (phase == "failed") {
-    phase_ = Phase::kFailed;
-    const json* error = field(event, "error");
-    error_ = error != nullptr && error->is_string() ? error->get<std::string>()
-                                                    : "the master did not say why";
-    return "reload failed: " + error_ + "\n";
-  }
-  return std::nullopt;
 }
 
 }  // namespace herd::ctl

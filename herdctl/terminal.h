@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "master/herdctl_top.h"
+#include "herdctl/top.h"
 
 namespace herd::ctl {
 

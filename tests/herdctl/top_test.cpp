@@ -1,4 +1,4 @@
-#include "master/herdctl_top.h"
+#include "herdctl/top.h"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "master/herdctl_format.h"
+#include "herdctl/format.h"
 
 namespace herd::ctl {
 namespace {

@@ -1,4 +1,4 @@
-#include "master/herdctl_top.h"
+#include "herdctl/top.h"
 
 #include <algorithm>
 #include <array>
@@ -9,12 +9,13 @@
 #include <string_view>
 #include <utility>
 
-#include "master/herdctl_format.h"
+#include "herdctl/format.h"
 
 namespace herd::ctl {
 namespace {
 
 using nlohmann::json;
+namespace reply = proto::reply;
 
 constexpr std::array<std::string_view, 8> kBlocks{"▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
 // A sparkline narrower than this says nothing: the column is left out.
@@ -32,7 +33,7 @@ const json& object_field(const json& object, const char* key) {
 std::vector<const json*> workers_by_id(const json& reply) {
   std::vector<const json*> workers;
   if (!reply.is_object()) return workers;
-  auto found = reply.find("workers");
+  auto found = reply.find(reply::kWorkers);
   if (found == reply.end() || !found->is_array()) return workers;
   for (const json& worker : *found) workers.push_back(&worker);
   std::stable_sort(workers.begin(), workers.end(), [](const json* left, const json* right) {
@@ -75,7 +76,7 @@ std::string percent_text(const json& object) {
 // pending 0  connections 99": `herdctl status`'s summary without the restarts,
 // which the total row has, so it fits 120 columns.
 std::string master_line(const json& status) {
-  const json& master = object_field(status, "master");
+  const json& master = object_field(status, reply::kMaster);
   std::vector<const json*> workers = workers_by_id(status);
   std::size_t ready = std::count_if(workers.begin(), workers.end(), [](const json* worker) {
     return string_text(*worker, "state") == "ready";
@@ -134,8 +135,8 @@ Table render_table_of(const std::deque<TopSample>& samples, const TopView& view,
                       std::size_t width) {
   const TopSample& newest = samples.back();
   std::vector<const json*> workers = workers_by_id(newest.stats);
-  const json& total = object_field(newest.stats, "total");
-  const json& master = object_field(newest.status, "master");
+  const json& total = object_field(newest.stats, reply::kTotal);
+  const json& master = object_field(newest.status, reply::kMaster);
 
   std::vector<std::vector<std::string>> rows;
   for (const json* worker : workers) {
@@ -180,7 +181,7 @@ Table render_table_of(const std::deque<TopSample>& samples, const TopView& view,
     std::vector<std::optional<double>> totals(padding);
     for (auto sample = window_begin; sample != samples.end(); ++sample) {
       rates.push_back(rps_by_id(sample->stats));
-      totals.push_back(number_field(object_field(sample->stats, "total"), "rps"));
+      totals.push_back(number_field(object_field(sample->stats, reply::kTotal), "rps"));
     }
     double scale = 0;
     for (const auto& rate : rates) {
@@ -214,8 +215,9 @@ Table render_table_of(const std::deque<TopSample>& samples, const TopView& view,
 void TopHistory::add(TopSample sample) {
   if (!samples_.empty()) {
     std::optional<double> previous =
-        number_field(object_field(samples_.back().status, "master"), "pid");
-    std::optional<double> current = number_field(object_field(sample.status, "master"), "pid");
+        number_field(object_field(samples_.back().status, reply::kMaster), "pid");
+    std::optional<double> current =
+        number_field(object_field(sample.status, reply::kMaster), "pid");
     if (previous != current) samples_.clear();
   }
   samples_.push_back(std::move(sample));

@@ -1,4 +1,4 @@
-#include "master/herdctl_terminal.h"
+#include "herdctl/terminal.h"
 
 #include <sys/ioctl.h>
 #include <unistd.h>

@@ -1,5 +1,5 @@
-// herdctl's pure half: builds control-socket requests and turns the master's
-// JSON replies and events into human text. No I/O and no clock reads, so the
+// herdctl's pure half: turns the master's JSON replies and events into human
+// text. No I/O and no clock reads, so the
 // tests feed it sample replies directly. Missing, null or mistyped fields
 // render as "-" instead of failing: the master's replies may grow or lag.
 #pragma once
@@ -9,25 +9,31 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "proto/control.h"
+
 namespace herd::ctl {
 
-enum class Command { kPing, kStatus, kStats, kRestart, kReload, kScale, kStop, kEvents };
+// ---- shared by the views ------------------------------------------------------
 
-// What the command line asked for.
-struct Request {
-  Command command = Command::kPing;
-  std::optional<std::uint64_t> id;       // stats (optional), restart (required)
-  std::optional<std::uint64_t> workers;  // scale
-  bool wait = false;                     // reload --wait
-};
+// What a cell shows when the master sent nothing usable.
+inline constexpr const char* kMissing = "-";
 
-// The request object, e.g. {"cmd":"scale","workers":3}.
-nlohmann::json make_request(const Request& request);
+// The value of `key` when `object` is an object holding a non-null value
+// there; nullptr otherwise.
+const nlohmann::json* field(const nlohmann::json& object, std::string_view key);
+// A worker id: a non-negative integer, or nullopt.
+std::optional<std::uint64_t> worker_id(const nlohmann::json& value);
+std::optional<std::uint64_t> worker_id(const nlohmann::json& object, std::string_view key);
+// "code 1", "signal SIGKILL", or "-" for a slot that never lost a worker.
+std::string exit_text(const nlohmann::json* last_exit);
+// "1 2 5": worker ids as the reload progress lines list them.
+std::string id_list_text(const nlohmann::json& ids);
+// "1 worker", "2 workers".
+std::string plural(std::size_t count, const char* noun);
 
 // ---- human units --------------------------------------------------------------
 
@@ -84,7 +90,7 @@ enum class TimeZone { kLocal, kUtc };
 
 // The text printed for a successful (`ok:true`) reply to `request`, ending
 // with '\n'. The events stream is not handled here: see format_event().
-std::string format_reply(const Request& request, const nlohmann::json& reply);
+std::string format_reply(const proto::ControlRequest& request, const nlohmann::json& reply);
 
 // "herd 0.1.0 (pid 4043) is alive".
 std::string format_ping(const nlohmann::json& reply);
@@ -102,7 +108,7 @@ std::string format_stats(const nlohmann::json& reply, bool detailed);
 // then its `last_lines` and its `last_exit`'s, when the object has them.
 std::string format_worker_detail(const nlohmann::json& worker, TimeZone zone = TimeZone::kLocal);
 // One line for restart, reload, scale and stop.
-std::string format_action(Command command, const nlohmann::json& reply);
+std::string format_action(proto::ControlCommand command, const nlohmann::json& reply);
 
 // One line per event: "2025-11-25 07:30:01.123  exit    id=3 slot=0 pid=4045 code=1",
 // ending with '\n'.
@@ -111,46 +117,5 @@ std::string format_event(const nlohmann::json& event, TimeZone zone = TimeZone::
 // The `error` of an ok:false reply, or a description of what is wrong with
 // the reply when it has none.
 std::string reply_error(const nlohmann::json& reply);
-
-// ---- reload --wait ------------------------------------------------------------
-
-// Follows one reload through the events stream and words its progress, one
-// line per step:
-//
-//   replacing 2 workers: 1 2
-//   worker 1 -> 3 starting
-//   worker 1 -> 3 ready (1 left)
-//   worker 1 exited (code 0)
-//   reload done: replaced 1 2            (or "reload failed: <error>")
-//
-// herdctl subscribes before it asks for the reload, and the master refuses a
-// reload while another runs, so the first reload `start` seen is this one's:
-// events before it belong to an earlier reload and are skipped, as is
-// everything after its `done` or `failed`. Worker events (exit, hung) are shown
-// only for the workers being replaced and their successors.
-class ReloadProgress {
- public:
-  // The line `event` adds to the progress, ending with '\n'; nullopt when the
-  // event is not part of this reload.
-  std::optional<std::string> observe(const nlohmann::json& event);
-
-  bool started() const { return phase_ != Phase::kWaitingForStart; }
-  // Over, either way: the `done` or `failed` event has been seen.
-  bool finished() const { return phase_ == Phase::kDone || phase_ == Phase::kFailed; }
-  bool failed() const { return phase_ == Phase::kFailed; }
-  // The `error` of the failed event.
-  const std::string& error() const { return error_; }
-
- private:
-  enum class Phase { kWaitingForStart, kRunning, kDone, kFailed };
-
-  std::optional<std::string> observe_reload(const nlohmann::json& event);
-
-  Phase phase_ = Phase::kWaitingForStart;
-  std::set<std::uint64_t> involved_;       // ids being replaced and their successors
-  std::optional<std::size_t> to_replace_;  // as the start event listed them
-  std::size_t replaced_ = 0;               // progress events seen
-  std::string error_;
-};
 
 }  // namespace herd::ctl

@@ -1,4 +1,4 @@
-#include "master/herdctl_format.h"
+#include "herdctl/format.h"
 
 #include <gtest/gtest.h>
 
@@ -19,8 +19,9 @@ std::vector<std::string> split_lines(const std::string& text) {
   return lines;
 }
 
-Request request_for(Command command, std::optional<std::uint64_t> id = std::nullopt) {
-  Request request;
+proto::ControlRequest request_for(proto::ControlCommand command,
+                                  std::optional<std::uint64_t> id = std::nullopt) {
+  proto::ControlRequest request;
   request.command = command;
   request.id = id;
   return request;
@@ -72,32 +73,6 @@ json sample_status() {
       // Out of id order on purpose: the table sorts by id.
       {"workers", json::array({second, sample_worker(3, 0, 4045)})},
   };
-}
-
-// ---- requests -------------------------------------------------------------------
-
-TEST(HerdctlFormatTest, BuildsEachRequest) {
-  Request scale = request_for(Command::kScale);
-  scale.workers = 3;
-  Request reload_wait = request_for(Command::kReload);
-  reload_wait.wait = true;
-
-  EXPECT_EQ(make_request(request_for(Command::kPing)), json({{"cmd", "ping"}}));
-  EXPECT_EQ(make_request(request_for(Command::kStatus)), json({{"cmd", "status"}}));
-  EXPECT_EQ(make_request(request_for(Command::kStats)), json({{"cmd", "stats"}}));
-  EXPECT_EQ(make_request(request_for(Command::kStats, 3)), json({{"cmd", "stats"}, {"id", 3}}));
-  EXPECT_EQ(make_request(request_for(Command::kRestart, 4)), json({{"cmd", "restart"}, {"id", 4}}));
-  EXPECT_EQ(make_request(request_for(Command::kReload)), json({{"cmd", "reload"}}));
-  EXPECT_EQ(make_request(reload_wait), json({{"cmd", "reload"}, {"wait", true}}));
-  EXPECT_EQ(make_request(scale), json({{"cmd", "scale"}, {"workers", 3}}));
-  EXPECT_EQ(make_request(request_for(Command::kStop)), json({{"cmd", "stop"}}));
-  EXPECT_EQ(make_request(request_for(Command::kEvents)), json({{"cmd", "events"}}));
-}
-
-TEST(HerdctlFormatTest, RequestIdsAreUnsignedIntegers) {
-  json request = make_request(request_for(Command::kRestart, 4));
-  EXPECT_TRUE(request["id"].is_number_unsigned());
-  EXPECT_EQ(request.dump(), R"({"cmd":"restart","id":4})");
 }
 
 // ---- human units ----------------------------------------------------------------
@@ -432,19 +407,22 @@ TEST(HerdctlFormatTest, PingSaysWhoIsAlive) {
 }
 
 TEST(HerdctlFormatTest, ActionsSayWhatHappens) {
-  EXPECT_EQ(format_action(Command::kRestart, {{"ok", true}, {"restarting", 3}}),
+  EXPECT_EQ(format_action(proto::ControlCommand::kRestart, {{"ok", true}, {"restarting", 3}}),
             "restarting worker 3: its replacement takes over once ready\n");
-  EXPECT_EQ(format_action(Command::kReload, {{"ok", true}, {"reloading", {1, 2}}}),
+  EXPECT_EQ(format_action(proto::ControlCommand::kReload, {{"ok", true}, {"reloading", {1, 2}}}),
             "reloading 2 workers one slot at a time (ids 1, 2)\n");
-  EXPECT_EQ(format_action(Command::kReload, {{"ok", true}, {"reloading", json::array()}}),
-            "nothing to reload\n");
-  EXPECT_EQ(format_action(Command::kReload, {{"ok", true}, {"reloaded", {1}}}),
+  EXPECT_EQ(
+      format_action(proto::ControlCommand::kReload, {{"ok", true}, {"reloading", json::array()}}),
+      "nothing to reload\n");
+  EXPECT_EQ(format_action(proto::ControlCommand::kReload, {{"ok", true}, {"reloaded", {1}}}),
             "reloaded 1 worker (replaced ids 1)\n");
-  EXPECT_EQ(format_action(Command::kScale, {{"ok", true}, {"workers_target", 3}, {"previous", 2}}),
+  EXPECT_EQ(format_action(proto::ControlCommand::kScale,
+                          {{"ok", true}, {"workers_target", 3}, {"previous", 2}}),
             "scaling from 2 to 3 workers\n");
-  EXPECT_EQ(format_action(Command::kScale, {{"ok", true}, {"workers_target", 2}, {"previous", 2}}),
+  EXPECT_EQ(format_action(proto::ControlCommand::kScale,
+                          {{"ok", true}, {"workers_target", 2}, {"previous", 2}}),
             "already at 2 workers\n");
-  EXPECT_EQ(format_action(Command::kStop, {{"ok", true}, {"stopping", true}}),
+  EXPECT_EQ(format_action(proto::ControlCommand::kStop, {{"ok", true}, {"stopping", true}}),
             "herd is stopping: workers finish their requests, then the master exits\n");
 }
 
@@ -453,9 +431,11 @@ TEST(HerdctlFormatTest, FormatReplyPicksTheDetailedStatsForAnId) {
                 {"workers", json::array({sample_worker(3, 0, 4045)})},
                 {"total", json::object()}};
 
-  EXPECT_NE(format_reply(request_for(Command::kStats, 3), reply).find("last heartbeat:"),
+  EXPECT_NE(
+      format_reply(request_for(proto::ControlCommand::kStats, 3), reply).find("last heartbeat:"),
+      std::string::npos);
+  EXPECT_NE(format_reply(request_for(proto::ControlCommand::kStats), reply).find("total"),
             std::string::npos);
-  EXPECT_NE(format_reply(request_for(Command::kStats), reply).find("total"), std::string::npos);
 }
 
 TEST(HerdctlFormatTest, ReplyErrorIsTheMastersMessage) {
@@ -499,140 +479,6 @@ TEST(HerdctlFormatTest, EventWithoutFieldsOrTimeStillPrints) {
             "2025-11-25 07:30:01.000  stop\n");
   EXPECT_EQ(format_event({{"event", "restart"}, {"id", 3}}, TimeZone::kUtc), "-  restart id=3\n");
   EXPECT_NO_THROW(format_event(json("not an object")));
-}
-
-// ---- reload --wait progress -------------------------------------------------------
-
-json reload_event(const char* phase, json fields = json::object()) {
-  fields["event"] = "reload";
-  fields["phase"] = phase;
-  fields["time"] = 1'764'055'801'000;
-  return fields;
-}
-
-json worker_event(const char* name, std::uint64_t id, json fields = json::object()) {
-  fields["event"] = name;
-  fields["id"] = id;
-  fields["time"] = 1'764'055'801'000;
-  return fields;
-}
-
-json replacement_start(std::uint64_t id, std::uint64_t successor) {
-  return {{"event", "restart"}, {"phase", "start"}, {"id", id}, {"successor", successor}};
-}
-
-// Every line `events` add to `progress`, concatenated.
-std::string observe_all(ReloadProgress& progress, const std::vector<json>& events) {
-  std::string text;
-  for (const json& event : events) text += progress.observe(event).value_or("");
-  return text;
-}
-
-TEST(HerdctlFormatTest, ReloadProgressWordsEachStepOfASuccessfulReload) {
-  ReloadProgress progress;
-
-  std::string text = observe_all(
-      progress,
-      {reload_event("start", {{"workers", {1, 2}}}), replacement_start(1, 3),
-       worker_event("ready", 3),
-       reload_event("progress", {{"replaced", 1}, {"by", 3}, {"remaining", 1}}),
-       replacement_start(2, 4), worker_event("exit", 1, {{"code", 0}, {"signal", nullptr}}),
-       reload_event("progress", {{"replaced", 2}, {"by", 4}, {"remaining", 0}}),
-       reload_event("done", {{"replaced", {1, 2}}})});
-
-  EXPECT_EQ(text,
-            "replacing 2 workers: 1 2\n"
-            "worker 1 -> 3 starting\n"
-            "worker 1 -> 3 ready (1 left)\n"
-            "worker 2 -> 4 starting\n"
-            "worker 1 exited (code 0)\n"
-            "worker 2 -> 4 ready (0 left)\n"
-            "reload done: replaced 1 2\n");
-  EXPECT_TRUE(progress.finished());
-  EXPECT_FALSE(progress.failed());
-}
-
-TEST(HerdctlFormatTest, ReloadProgressSkipsWhatCameBeforeItsStart) {
-  ReloadProgress progress;
-
-  EXPECT_EQ(progress.observe(reload_event("progress", {{"replaced", 5}, {"by", 6}})), std::nullopt);
-  EXPECT_EQ(progress.observe(reload_event("done", {{"replaced", {5}}})), std::nullopt);
-  EXPECT_EQ(progress.observe(replacement_start(7, 8)), std::nullopt);
-  EXPECT_EQ(progress.observe(worker_event("exit", 5, {{"code", 0}})), std::nullopt);
-  EXPECT_FALSE(progress.started());
-  EXPECT_FALSE(progress.finished());
-}
-
-TEST(HerdctlFormatTest, ReloadProgressShowsOnlyTheWorkersItReplaces) {
-  ReloadProgress progress;
-  observe_all(progress, {reload_event("start", {{"workers", {1}}}), replacement_start(1, 3)});
-
-  EXPECT_EQ(progress.observe(worker_event("exit", 7, {{"code", 0}})), std::nullopt);
-  EXPECT_EQ(progress.observe(worker_event("spawn", 3, {{"slot", 0}, {"pid", 4050}})), std::nullopt);
-  EXPECT_EQ(progress.observe(worker_event("hung", 3)), "worker 3 hung\n");
-  EXPECT_EQ(progress.observe(worker_event("exit", 3, {{"code", nullptr}, {"signal", 9}})),
-            "worker 3 exited (signal SIGKILL)\n");
-}
-
-TEST(HerdctlFormatTest, ReloadProgressKeepsTheErrorOfAFailedReload) {
-  ReloadProgress progress;
-  progress.observe(reload_event("start", {{"workers", {1}}}));
-
-  EXPECT_EQ(progress.observe(reload_event("failed", {{"error", "cannot start a replacement"}})),
-            "reload failed: cannot start a replacement\n");
-  EXPECT_TRUE(progress.finished());
-  EXPECT_TRUE(progress.failed());
-  EXPECT_EQ(progress.error(), "cannot start a replacement");
-}
-
-TEST(HerdctlFormatTest, ReloadProgressFailedWithoutAnErrorStillSaysSo) {
-  ReloadProgress progress;
-  progress.observe(reload_event("start", {{"workers", {1}}}));
-
-  EXPECT_EQ(progress.observe(reload_event("failed")),
-            "reload failed: the master did not say why\n");
-  EXPECT_TRUE(progress.failed());
-}
-
-TEST(HerdctlFormatTest, ReloadProgressCountsWhatIsLeftWhenTheMasterDoesNot) {
-  ReloadProgress progress;
-  progress.observe(reload_event("start", {{"workers", {1, 2, 3}}}));
-
-  EXPECT_EQ(progress.observe(reload_event("progress", {{"replaced", 1}, {"by", 4}})),
-            "worker 1 -> 4 ready (2 left)\n");
-  EXPECT_EQ(progress.observe(reload_event("progress", {{"replaced", 2}, {"by", 5}})),
-            "worker 2 -> 5 ready (1 left)\n");
-}
-
-TEST(HerdctlFormatTest, ReloadProgressIgnoresEverythingAfterItsEnd) {
-  ReloadProgress progress;
-  observe_all(progress, {reload_event("start", {{"workers", {1}}}), replacement_start(1, 2),
-                         reload_event("done", {{"replaced", {1}}})});
-
-  EXPECT_EQ(progress.observe(worker_event("exit", 1, {{"code", 0}})), std::nullopt);
-  EXPECT_EQ(progress.observe(reload_event("start", {{"workers", {2}}})), std::nullopt);
-  EXPECT_FALSE(progress.failed());
-}
-
-TEST(HerdctlFormatTest, ReloadProgressOfNoWorkersSaysSo) {
-  ReloadProgress progress;
-
-  EXPECT_EQ(progress.observe(reload_event("start", {{"workers", json::array()}})),
-            "nothing to replace\n");
-  EXPECT_EQ(progress.observe(reload_event("done", {{"replaced", json::array()}})),
-            "reload done: nothing replaced\n");
-}
-
-TEST(HerdctlFormatTest, ReloadProgressSurvivesEventsOfTheWrongShape) {
-  ReloadProgress progress;
-
-  EXPECT_EQ(progress.observe(json("not an object")), std::nullopt);
-  EXPECT_EQ(progress.observe(json::parse("{}")), std::nullopt);
-  EXPECT_EQ(progress.observe(reload_event("start", {{"workers", "all"}})),
-            "replacing the workers\n");
-  EXPECT_EQ(progress.observe(reload_event("progress", {{"replaced", "x"}})),
-            "worker - -> - ready (- left)\n");
-  EXPECT_EQ(progress.observe(worker_event("exit", 3)), std::nullopt);
 }
 
 }  // namespace

@@ -1,6 +1,5 @@
-#include "master/herdctl_top_shell.h"
+#include "herdctl/top_shell.h"
 
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <unistd.h>
@@ -10,54 +9,28 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <cstring>
 #include <exception>
 #include <iostream>
 #include <optional>
 #include <utility>
 #include <vector>
 
-#include "common/unique_fd.h"
-#include "master/herdctl_format.h"
-#include "master/herdctl_terminal.h"
-#include "master/herdctl_top.h"
+#include "common/errno_text.h"
+#include "herdctl/exit_status.h"
+#include "herdctl/format.h"
+#include "herdctl/signal_pipe.h"
+#include "herdctl/terminal.h"
+#include "herdctl/top.h"
 
 namespace herd::ctl {
 namespace {
 
 using nlohmann::json;
+namespace reply = proto::reply;
 
-constexpr int kExitOk = 0;
-constexpr int kExitNoAnswer = 2;
 // A master that is up accepts at once; only a full listen backlog makes
 // connect() wait, and the view must not freeze on it for long.
 constexpr Milliseconds kConnectTimeout{1000};
-
-// Written by the signal handler, one byte per signal (its number); the loop
-// reads them and acts. The handler only records what arrived.
-int signal_write_fd = -1;
-
-extern "C" void on_signal(int signal) {
-  int saved_errno = errno;
-  char byte = static_cast<char>(signal);
-  ssize_t ignored = ::write(signal_write_fd, &byte, 1);
-  (void)ignored;
-  errno = saved_errno;
-}
-
-void catch_signal(int signal) {
-  struct sigaction action {};
-  action.sa_handler = on_signal;
-  sigemptyset(&action.sa_mask);
-  ::sigaction(signal, &action, nullptr);
-}
-
-void default_signal(int signal) {
-  struct sigaction action {};
-  action.sa_handler = SIG_DFL;
-  sigemptyset(&action.sa_mask);
-  ::sigaction(signal, &action, nullptr);
-}
 
 // One run of `herdctl top`: the loop and what it keeps between polls.
 class TopScreen {
@@ -83,8 +56,7 @@ class TopScreen {
   const TopOptions& options_;
   const bool live_;  // stdout is a terminal: the live view, else plain frames
   Terminal terminal_{STDIN_FILENO, STDOUT_FILENO};
-  UniqueFd signal_read_;
-  UniqueFd signal_write_;
+  SignalPipe signals_;
 
   std::optional<ControlClient> client_;  // kept open between polls
   bool polling_ = false;                 // the requests are out, the replies not all in
@@ -126,22 +98,14 @@ int TopScreen::run() {
   return exit_status_;
 }
 
-// A self-pipe for the signals top acts on. In the live view it also catches
-// SIGWINCH (redraw at the new size) and SIGTSTP (give the terminal back before
-// stopping).
+// The signals top acts on. In the live view it also catches SIGWINCH (redraw
+// at the new size) and SIGTSTP (give the terminal back before stopping).
 bool TopScreen::install_signal_pipe(std::string& error) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
-    error = std::string("pipe2() failed: ") + std::strerror(errno);
-    return false;
-  }
-  signal_read_.reset(fds[0]);
-  signal_write_.reset(fds[1]);
-  signal_write_fd = signal_write_.get();
-  for (int signal : {SIGINT, SIGTERM, SIGHUP}) catch_signal(signal);
+  if (!signals_.open(error)) return false;
+  for (int signal : {SIGINT, SIGTERM, SIGHUP}) signals_.catch_signal(signal);
   if (live_) {
-    catch_signal(SIGWINCH);
-    catch_signal(SIGTSTP);
+    signals_.catch_signal(SIGWINCH);
+    signals_.catch_signal(SIGTSTP);
   }
   return true;
 }
@@ -154,7 +118,7 @@ void TopScreen::wait_and_dispatch() {
 
   std::array<pollfd, 3> fds{};
   nfds_t count = 0;
-  fds[count++] = {signal_read_.get(), POLLIN, 0};
+  fds[count++] = {signals_.read_fd(), POLLIN, 0};
   std::optional<nfds_t> keys_index;
   if (live_ && terminal_.reads_keys()) {
     keys_index = count;
@@ -170,7 +134,7 @@ void TopScreen::wait_and_dispatch() {
   if (ready < 0) {
     // A signal: the pipe has it, the next turn reads it.
     if (errno == EINTR) return;
-    stop(kExitNoAnswer, std::string("poll() failed: ") + std::strerror(errno));
+    stop(kExitNoAnswer, "poll() failed: " + errno_text(errno));
     return;
   }
   if (fds[0].revents != 0) handle_signals();
@@ -253,10 +217,11 @@ void TopScreen::finish_poll(std::optional<std::string> error) {
   polling_ = false;
   if (!error) {
     for (const json& reply : replies_) {
-      bool answered = reply.is_object() && reply.contains("ok") && reply["ok"].is_boolean();
+      bool answered =
+          reply.is_object() && reply.contains(reply::kOk) && reply[reply::kOk].is_boolean();
       if (!answered) {
         error = "unexpected reply from the master: " + reply.dump();
-      } else if (!reply["ok"].get<bool>()) {
+      } else if (!reply[reply::kOk].get<bool>()) {
         error = "the master refused: " + reply_error(reply);
       }
       if (error) break;
@@ -282,25 +247,22 @@ void TopScreen::finish_poll(std::optional<std::string> error) {
 }
 
 void TopScreen::handle_signals() {
-  std::array<char, 64> signals{};
-  ssize_t count;
-  while ((count = ::read(signal_read_.get(), signals.data(), signals.size())) > 0) {
-    for (ssize_t index = 0; index < count && !done_; ++index) {
-      switch (signals[static_cast<std::size_t>(index)]) {
-        case SIGINT:
-        case SIGTERM:
-        case SIGHUP:
-          stop(kExitOk);
-          break;
-        case SIGWINCH:
-          draw();
-          break;
-        case SIGTSTP:
-          suspend();
-          break;
-        default:
-          break;
-      }
+  for (int signal : signals_.take()) {
+    if (done_) return;
+    switch (signal) {
+      case SIGINT:
+      case SIGTERM:
+      case SIGHUP:
+        stop(kExitOk);
+        break;
+      case SIGWINCH:
+        draw();
+        break;
+      case SIGTSTP:
+        suspend();
+        break;
+      default:
+        break;
     }
   }
 }
@@ -310,7 +272,7 @@ void TopScreen::read_keys() {
   ssize_t count = ::read(STDIN_FILENO, keys.data(), keys.size());
   if (count < 0) {
     if (errno == EINTR || errno == EAGAIN) return;
-    stop(kExitNoAnswer, std::string("reading the keyboard: ") + std::strerror(errno));
+    stop(kExitNoAnswer, "reading the keyboard: " + errno_text(errno));
     return;
   }
   // End of input: the terminal has gone, and nobody is watching.
@@ -326,9 +288,9 @@ void TopScreen::read_keys() {
 // would have, and takes the terminal again once continued.
 void TopScreen::suspend() {
   terminal_.leave();
-  default_signal(SIGTSTP);
+  SignalPipe::default_signal(SIGTSTP);
   ::raise(SIGTSTP);  // returns once continued (at once if the shell has no job control)
-  catch_signal(SIGTSTP);
+  signals_.catch_signal(SIGTSTP);
   std::string error;
   if (!terminal_.enter(error)) {
     stop(kExitNoAnswer, "cannot set up the terminal again: " + error);

@@ -8,7 +8,7 @@
 #include <optional>
 #include <string>
 
-#include "master/herdctl_client.h"
+#include "herdctl/client.h"
 
 namespace herd::ctl {
 

@@ -1,5 +1,6 @@
-#include "master/herdctl_client.h"
+#include "herdctl/client.h"
 
+#include "common/errno_text.h"
 #include "common/event_loop.h"
 #include "common/unix_socket.h"
 
@@ -11,17 +12,9 @@
 #include <array>
 #include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <utility>
 
 namespace herd::ctl {
-namespace {
-
-std::string errno_text(int error_number) {
-  return std::strerror(error_number);
-}
-
-}  // namespace
 
 int poll_timeout(const std::optional<Clock::time_point>& deadline) {
   if (!deadline) return -1;
