@@ -345,6 +345,7 @@ App& App::use(std::string_view prefix, Handler middleware) {
 }
 
 void App::dispatch(Exchange& exchange) const {
+  exchange.app = this;  // for Next, which resumes here
   resume(exchange, 0);
 }
 

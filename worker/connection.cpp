@@ -24,12 +24,12 @@ bool would_block(int error) {
 }  // namespace
 
 Connection::Connection(ConnectionOwner& owner, event_base* base, UniqueFd fd,
-                       const ConnectionSettings& settings, const App& app)
+                       const ConnectionSettings& settings, const detail::ExchangeHandler& handler)
     : owner_(owner),
       settings_(settings),
       base_(base),
       fd_(std::move(fd)),
-      session_(settings.limits, app, *this) {
+      session_(settings.limits, handler, *this) {
   read_event_.reset(event_new(base, fd_.get(), EV_READ | EV_PERSIST, on_readable, this));
   timer_.reset(evtimer_new(base, on_timer, this));
 }

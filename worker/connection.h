@@ -70,7 +70,7 @@ class Connection final : public SessionHost, public IdleHook {
 
   // Takes ownership of `fd`. Returns false from start() if libevent refuses.
   Connection(ConnectionOwner& owner, event_base* base, UniqueFd fd,
-             const ConnectionSettings& settings, const App& app);
+             const ConnectionSettings& settings, const detail::ExchangeHandler& handler);
   ~Connection() override;
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;

@@ -14,8 +14,6 @@
 #include <utility>
 #include <vector>
 
-#include "herd/app.h"
-
 namespace herd {
 namespace http = boost::beast::http;
 
@@ -226,8 +224,9 @@ void write_response(std::string& output, unsigned version, const Exchange& excha
   if (has_body && !exchange.head) output += exchange.body;
 }
 
-HttpSession::HttpSession(HttpLimits limits, const App& app, SessionHost& host)
-    : limits_(limits), app_(app), host_(host) {
+HttpSession::HttpSession(HttpLimits limits, const detail::ExchangeHandler& handler,
+                         SessionHost& host)
+    : limits_(limits), handler_(handler), host_(host) {
   if (limits_.max_pipelined_requests == 0) limits_.max_pipelined_requests = 1;
   reset_parser();
 }
@@ -432,7 +431,7 @@ HttpSession::FeedResult HttpSession::feed(std::string_view input, TimePoint now)
     exchange.head = exchange.message.method() == http::verb::head;
     exchange.keep_alive = exchange.message.keep_alive();
     ++result.requests;
-    app_.dispatch(exchange);
+    handler_.dispatch(exchange);
   }
   feeding_ = false;
   return result;
@@ -441,7 +440,6 @@ HttpSession::FeedResult HttpSession::feed(std::string_view input, TimePoint now)
 Exchange& HttpSession::start_exchange(TimePoint started) {
   Exchange* exchange = spare_ ? spare_.release() : new Exchange;
   exchange->session = this;
-  exchange->app = &app_;
   exchange->in_pipeline = true;
   exchange->started = started;
   pipeline_.push_back(exchange);

@@ -1,5 +1,6 @@
 // HttpSession: one client connection's HTTP/1.1 state, as pure logic. Bytes
-// in; requests dispatched to the App; response bytes out. No sockets and no
+// in; requests dispatched to the App (through detail::ExchangeHandler, so this
+// core does not depend on the API); response bytes out. No sockets and no
 // clock of its own: the libevent shell in connection.cpp feeds it, takes its
 // output and owns the timers, through SessionHost.
 //
@@ -48,11 +49,10 @@
 #include <string_view>
 #include <vector>
 
+#include "herd/detail/exchange_handler.h"
 #include "worker/exchange.h"
 
 namespace herd {
-
-class App;
 
 struct HttpLimits {
   std::size_t header_bytes = 16 * 1024;  // request line + headers; over it -> 431
@@ -82,7 +82,7 @@ class HttpSession {
   // Empty lines (CRLF) skipped before a request line; one more is a 400.
   static constexpr std::size_t kMaxEmptyLines = 8;
 
-  HttpSession(HttpLimits limits, const App& app, SessionHost& host);
+  HttpSession(HttpLimits limits, const detail::ExchangeHandler& handler, SessionHost& host);
   ~HttpSession();  // detaches exchanges still held by the application
   HttpSession(const HttpSession&) = delete;
   HttpSession& operator=(const HttpSession&) = delete;
@@ -153,7 +153,7 @@ class HttpSession {
   void close_pipeline();
 
   HttpLimits limits_;
-  const App& app_;
+  const detail::ExchangeHandler& handler_;
   SessionHost& host_;
   std::optional<Parser> parser_;
   std::size_t header_consumed_ = 0;  // of the current request, while in its header

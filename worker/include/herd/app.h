@@ -36,6 +36,7 @@
 #include <utility>
 #include <vector>
 
+#include "herd/detail/exchange_handler.h"
 #include "herd/router.h"
 
 namespace herd {
@@ -165,7 +166,7 @@ struct AppOptions {
   RouterOptions routing;
 };
 
-class App {
+class App : public detail::ExchangeHandler {
  public:
   explicit App(AppOptions options = {});
 
@@ -211,7 +212,7 @@ class App {
   App& on_error(ErrorHandler handler);
 
   // Runs the middleware and routes for `exchange`; the runtime calls this.
-  void dispatch(Exchange& exchange) const;
+  void dispatch(Exchange& exchange) const override;
   // Resumes dispatch at layer `position` (Next's work).
   void resume(Exchange& exchange, std::size_t position) const;
 
