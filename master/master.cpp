@@ -19,46 +19,13 @@
 namespace herd {
 namespace {
 
-// Accepts per readiness callback: enough to drain a burst, few enough that
-// acks from workers are read in between.
-constexpr int kAcceptBatch = 64;
-// Connections held by the master waiting for a worker. Past this, stop
-// accepting and let the kernel's backlog hold the rest.
-constexpr std::size_t kMaxQueuedConnections = 4096;
-// How long to stop accepting after EMFILE/ENFILE, instead of spinning on it.
-constexpr Milliseconds kAcceptRetryAfterFdExhaustion{100};
 // Supervision pass period; heartbeats and deadlines are checked at this grain.
 constexpr Milliseconds kTickPeriod{100};
-
-// The answer to a connection no worker took within --queue-timeout: it was
-// not served, so a client may retry it.
-constexpr std::string_view kQueueTimeoutResponse =
-    "HTTP/1.1 503 Service Unavailable\r\n"
-    "Content-Type: text/plain\r\n"
-    "Content-Length: 28\r\n"
-    "Retry-After: 1\r\n"
-    "Connection: close\r\n"
-    "\r\n"
-    "No worker was free in time.\n";
-
-// Best effort, never blocking: the request already sent is read and dropped
-// first, because closing a socket with unread input resets it, and the reset
-// could destroy the 503 before the client reads it.
-void answer_queue_timeout(int fd) {
-  char discard[4096];
-  for (int reads = 0; reads < 16 && ::recv(fd, discard, sizeof discard, MSG_DONTWAIT) > 0;
-       ++reads) {
-  }
-  (void)::send(fd, kQueueTimeoutResponse.data(), kQueueTimeoutResponse.size(),
-               MSG_DONTWAIT | MSG_NOSIGNAL);
-  ::shutdown(fd, SHUT_WR);
-}
 
 }  // namespace
 
 Master::Master(MasterConfig config)
     : config_(std::move(config)),
-      dispatcher_(config_.handoff_window),
       workers_(config_.workers, config_.backoff),
       random_(std::random_device{}()) {}
 
@@ -73,6 +40,11 @@ int Master::run() {
   }
   ::signal(SIGPIPE, SIG_IGN);
   spdlog::info("Master {} is running", ::getpid());
+  BrokerSettings broker_settings;
+  broker_settings.handoff_window = config_.handoff_window;
+  broker_settings.queue_timeout = config_.queue_timeout;
+  BrokerHost& host = *this;  // a private base: converted here, where it is accessible
+  broker_ = std::make_unique<Broker>(base_.get(), host, sender_, broker_settings);
   output_ = std::make_unique<OutputCapture>(
       base_.get(), config_.log_format,
       [this](WorkerId worker, OutputStream stream, const OutputLine& line) {
@@ -90,7 +62,7 @@ int Master::run() {
   supervise();  // starts the workers
   event_base_dispatch(base_.get());
 
-  close_queued_connections();
+  broker_->stop();
   spdlog::info("Master {} stopped", ::getpid());
   return 0;
 }
@@ -117,11 +89,7 @@ bool Master::open_listener() {
     spdlog::info("listening on {} (schedule none: the workers accept)", listen_address_);
     return true;
   }
-  accept_event_.reset(
-      event_new(base_.get(), listen_fd_.get(), EV_READ | EV_PERSIST, on_accept, this));
-  resume_accept_event_.reset(evtimer_new(base_.get(), on_resume_accept, this));
-  event_add(accept_event_.get(), nullptr);
-  accepting_ = true;
+  broker_->start_accepting(listen_fd_.get());
   spdlog::info("listening on {}", listen_address_);
   return true;
 }
@@ -135,29 +103,6 @@ void Master::install_signal_handlers() {
 }
 
 // ---- libevent callbacks ----------------------------------------------------
-
-void Master::on_accept(evutil_socket_t, short, void* arg) {
-  static_cast<Master*>(arg)->accept_connections();
-}
-
-void Master::on_resume_accept(evutil_socket_t, short, void* arg) {
-  static_cast<Master*>(arg)->resume_accepting();
-}
-
-void Master::on_channel_readable(evutil_socket_t, short, void* arg) {
-  auto* channel = static_cast<Channel*>(arg);
-  channel->master->read_channel(*channel);
-}
-
-void Master::on_channel_writable(evutil_socket_t, short, void* arg) {
-  auto* channel = static_cast<Channel*>(arg);
-  Master* master = channel->master;
-  channel->blocked = false;
-  if (WorkerRecord* worker = master->workers_.find(channel->worker)) {
-    master->update_eligibility(*worker);
-  }
-  master->dispatch_connections();
-}
 
 // Signal callbacks only record intent; supervise() acts on it.
 void Master::on_signal(evutil_socket_t signal, short, void* arg) {
@@ -201,7 +146,7 @@ void Master::supervise() {
   murder_unresponsive_workers();
   manage_workers();
   advance_replacements();
-  expire_queued_connections();
+  broker_->expire_queued();
   finish_stop_when_idle();
   if (notifier_.enabled()) notifier_.progress(service_snapshot());
 }
@@ -263,8 +208,8 @@ void Master::reap_workers() {
     // Acks the worker sent before dying still count; read them before its
     // un-acked connections are re-dispatched. Its last lines go with its
     // record into its slot's last exit.
-    if (auto it = channels_.find(id); it != channels_.end()) read_channel(*it->second);
-    close_channel(id);
+    broker_->read_remaining(id);
+    broker_->close_channel(id);
     output_->drain(id);
     nlohmann::json fields = worker_event_fields(*workers_.find(id));
     std::size_t slot = workers_.find(id)->slot;
@@ -374,17 +319,7 @@ std::optional<WorkerId> Master::spawn_worker_into(std::size_t slot) {
         config_.max_requests_jitter == 0 ? 0 : random_() % (config_.max_requests_jitter + 1);
     record.request_limit = config_.max_requests + jitter;
   }
-  auto channel = std::make_unique<Channel>();
-  channel->master = this;
-  channel->worker = id;
-  channel->fd = std::move(spawned.channel);
-  channel->read_event.reset(event_new(base_.get(), channel->fd.get(), EV_READ | EV_PERSIST,
-                                      on_channel_readable, channel.get()));
-  channel->write_event.reset(
-      event_new(base_.get(), channel->fd.get(), EV_WRITE, on_channel_writable, channel.get()));
-  event_add(channel->read_event.get(), nullptr);
-  channels_.emplace(id, std::move(channel));
-  dispatcher_.add_worker(id);
+  broker_->attach(id, std::move(spawned.channel));
   spdlog::debug("spawned worker pid {} (id {}, slot {})", spawned.pid, id, slot);
   emit("spawn", worker_event_fields(record));
   return id;
@@ -394,7 +329,7 @@ void Master::drain_worker(WorkerRecord& worker) {
   worker.state = WorkerState::kDraining;
   worker.kill_at = Clock::now() + config_.kill_timeout;
   update_eligibility(worker);
-  if (!send_to_worker(worker, proto::Drain{config_.kill_timeout.count()})) {
+  if (!broker_->send(worker.id, proto::Drain{config_.kill_timeout.count()})) {
     ::kill(worker.pid, SIGTERM);
   }
 }
@@ -459,7 +394,7 @@ bool Master::start_reload(const std::vector<WorkerId>& workers) {
 }
 
 ServiceSnapshot Master::service_snapshot() const {
-  return snapshot_of(workers_, dispatcher_.queued(), replacements_.reloading(), stop_announced_);
+  return snapshot_of(workers_, broker_->queued(), replacements_.reloading(), stop_announced_);
 }
 
 void Master::scale_to(std::size_t target) {
@@ -498,15 +433,12 @@ void Master::drain_for_stop() {
   if (stopping_) return;
   stopping_ = true;
   event_del(shutdown_delay_event_.get());
-  accept_event_.reset();
-  resume_accept_event_.reset();
+  broker_->stop();
   listen_fd_.reset();
   config_.worker.listen_fd = -1;
-  accepting_ = false;
   // Logged once the listener is closed, so whoever reads it may rely on that.
   spdlog::info("Shutting down: draining {} workers (SIGKILL after {} ms)",
                workers_.workers().size(), config_.kill_timeout.count());
-  close_queued_connections();
 
   for (const auto& [id, record] : workers_.workers()) drain_worker(*workers_.find(id));
   if (replacements_.in_flight() || replacements_.reloading() || !reload_waiters_.empty()) {
@@ -521,169 +453,12 @@ void Master::force_stop() {
   stop_requests_ = 1;  // one forced kill per extra signal
 }
 
-// ---- connections -----------------------------------------------------------
+// ---- what the broker reports -----------------------------------------------
 
-void Master::accept_connections() {
-  for (int i = 0; i < kAcceptBatch && accepting_; ++i) {
-    int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      switch (errno) {
-        case EAGAIN:
-#if EAGAIN != EWOULDBLOCK
-        case EWOULDBLOCK:
-#endif
-          i = kAcceptBatch;
-          break;
-        case EINTR:
-        case ECONNABORTED:
-        case EPROTO:
-          break;  // that client is gone; try the next one
-        case EMFILE:
-        case ENFILE:
-        case ENOBUFS:
-        case ENOMEM:
-          // Level-triggered readiness would call us straight back: back off.
-          spdlog::warn("accept4() failed: {}; pausing accepts for {} ms", errno_text(errno),
-                       kAcceptRetryAfterFdExhaustion.count());
-          pause_accepting(kAcceptRetryAfterFdExhaustion);
-          break;
-        default:
-          spdlog::error("accept4() failed: {}", errno_text(errno));
-          i = kAcceptBatch;
-          break;
-      }
-      continue;
-    }
-    Seq seq = next_seq_++;
-    connections_.emplace(seq, HeldConnection{UniqueFd(fd), Clock::now()});
-    dispatcher_.enqueue(seq);
-    ++connections_total_;
-  }
-  dispatch_connections();
-  if (accepting_ && dispatcher_.queued() >= kMaxQueuedConnections) {
-    spdlog::warn("{} connections waiting for a worker; pausing accepts", dispatcher_.queued());
-    pause_accepting(Milliseconds{0});
-  }
-}
-
-void Master::pause_accepting(Milliseconds retry_after) {
-  if (!accepting_) return;
-  accepting_ = false;
-  event_del(accept_event_.get());
-  if (retry_after.count() > 0) arm_timer(resume_accept_event_.get(), retry_after);
-}
-
-void Master::resume_accepting() {
-  if (accepting_ || stopping_ || !accept_event_) return;
-  accepting_ = true;
-  event_add(accept_event_.get(), nullptr);
-}
-
-// Hands queued connections to workers until the queue is empty or no worker
-// has credit. The master keeps its copy of each fd until the worker's ack.
-void Master::dispatch_connections() {
-  while (std::optional<Dispatcher::Handoff> handoff = dispatcher_.next()) {
-    WorkerRecord* worker = workers_.find(handoff->worker);
-    auto channel = channels_.find(handoff->worker);
-    auto connection = connections_.find(handoff->seq);
-    std::string message = proto::encode(proto::MasterMessage{proto::Conn{handoff->seq}});
-    SendResult sent = send_message(channel->second->fd.get(), message, connection->second.fd.get());
-    if (sent == SendResult::kSent) {
-      ++worker->connections_handed;
-      continue;
-    }
-    dispatcher_.return_unsent(handoff->worker, handoff->seq);
-    if (sent == SendResult::kWouldBlock) {
-      // The worker is not reading its channel fast enough; wait for room.
-      channel->second->blocked = true;
-      event_add(channel->second->write_event.get(), nullptr);
-      update_eligibility(*worker);
-    } else {
-      spdlog::error("sendmsg() to worker {} failed: {}", worker->pid, errno_text(errno));
-      close_channel(worker->id);
-    }
-  }
-  if (!accepting_ && !stopping_ && accept_event_ &&
-      dispatcher_.queued() < kMaxQueuedConnections / 2 &&
-      !event_pending(resume_accept_event_.get(), EV_TIMEOUT, nullptr)) {
-    resume_accepting();
-  }
-}
-
-// A connection nobody could take for --queue-timeout is answered 503 and
-// closed rather than held forever (with no worker able to start, or every
-// worker full, the client learns at once instead of at its own timeout).
-// O(expired): the queue is oldest first.
-void Master::expire_queued_connections() {
-  TimePoint now = Clock::now();
-  std::size_t expired = 0;
-  while (std::optional<Seq> oldest = dispatcher_.oldest_queued()) {
-    auto connection = connections_.find(*oldest);
-    if (connection != connections_.end() &&
-        now - connection->second.accepted_at < config_.queue_timeout) {
-      break;
-    }
-    dispatcher_.drop_oldest();
-    if (connection != connections_.end()) {
-      answer_queue_timeout(connection->second.fd.get());
-      connections_.erase(connection);
-    }
-    ++expired;
-  }
-  if (expired > 0) {
-    spdlog::warn("answered 503 to {} connections that waited over {} ms for a worker", expired,
-                 config_.queue_timeout.count());
-  }
-}
-
-void Master::close_queued_connections() {
-  std::vector<Seq> queued = dispatcher_.take_queue();
-  if (!queued.empty()) {
-    spdlog::warn("closing {} connections that no worker took", queued.size());
-  }
-  for (Seq seq : queued) connections_.erase(seq);
-}
-
-// ---- the channel -----------------------------------------------------------
-
-void Master::read_channel(Channel& channel) {
-  WorkerId id = channel.worker;
-  // Each iteration may close the channel (EOF, violation): re-check it exists.
-  for (int budget = 256; budget > 0 && channels_.count(id) != 0; --budget) {
-    ReceivedMessage received = receive_message(channel.fd.get());
-    WorkerRecord* worker = workers_.find(id);
-    switch (received.status) {
-      case ReceiveStatus::kWouldBlock:
-        return;
-      case ReceiveStatus::kClosed:
-        spdlog::debug("worker {} closed its channel", worker->pid);
-        close_channel(id);
-        return;
-      case ReceiveStatus::kError:
-        errno = received.error;
-        spdlog::error("recvmsg() from worker {} failed: {}", worker->pid, errno_text(errno));
-        close_channel(id);
-        return;
-      case ReceiveStatus::kMessage:
-        break;
-    }
-    if (!received.fds.empty() || received.control_truncated) {
-      replace_worker(*worker, "sent a file descriptor on its channel");
-    } else if (received.payload_truncated) {
-      replace_worker(*worker, "sent a message over " + std::to_string(kMaxMessageBytes) + " bytes");
-    } else {
-      handle_message(*worker, received.payload);
-    }
-  }
-}
-
-void Master::handle_message(WorkerRecord& worker, const std::string& payload) {
-  proto::Decoded<proto::WorkerMessage> decoded = proto::decode_worker_message(payload);
-  if (!decoded.message) {
-    replace_worker(worker, "sent a malformed message: " + decoded.error);
-    return;
-  }
-  const proto::WorkerMessage& message = *decoded.message;
+void Master::handle_message(WorkerId id, const proto::WorkerMessage& message) {
+  WorkerRecord* record = workers_.find(id);
+  if (record == nullptr) return;  // reaped already; its channel goes with it
+  WorkerRecord& worker = *record;
   if (!worker.said_hello && !std::holds_alternative<proto::Hello>(message)) {
     replace_worker(worker, "sent '" + std::string(proto::type_name(message)) + "' before 'hello'");
     return;
@@ -700,26 +475,12 @@ void Master::handle_message(WorkerRecord& worker, const std::string& payload) {
     worker.said_hello = true;
     spdlog::info("Worker {} started", worker.pid);
   } else if (std::holds_alternative<proto::Ready>(message)) {
-    if (worker.state != WorkerState::kStarting) return;
-    worker.state = WorkerState::kReady;
-    update_eligibility(worker);
-    spdlog::info("Worker {} ready (id {}, slot {})", worker.pid, worker.id, worker.slot);
-    emit("ready", worker_event_fields(worker));
-    if (std::optional<WorkerId> old_worker = replacements_.successor_ready(worker.id)) {
-      // Ready first, drain second: the slot is never without a ready worker.
-      workers_.promote(worker.id);
-      if (WorkerRecord* old_record = workers_.find(*old_worker)) drain_worker(*old_record);
-      if (replacements_.reloading()) {
-        emit("reload", {{"phase", "progress"},
-                        {"replaced", *old_worker},
-                        {"by", worker.id},
-                        {"remaining", replacements_.queued()}});
-      }
-      advance_replacements();
-    }
-    dispatch_connections();
+    handle_ready(worker);
   } else if (const auto* ack = std::get_if<proto::Ack>(&message)) {
-    handle_ack(worker, *ack);
+    if (std::optional<Seq> unknown = broker_->acknowledge(worker.id, *ack)) {
+      replace_worker(
+          worker, "acknowledged connection " + std::to_string(*unknown) + " it was never handed");
+    }
   } else if (const auto* capacity = std::get_if<proto::Capacity>(&message)) {
     handle_capacity(worker, *capacity);
   } else if (const auto* heartbeat = std::get_if<proto::Heartbeat>(&message)) {
@@ -730,18 +491,26 @@ void Master::handle_message(WorkerRecord& worker, const std::string& payload) {
   }
 }
 
-void Master::handle_ack(WorkerRecord& worker, const proto::Ack& ack) {
-  Dispatcher::AckOutcome outcome = dispatcher_.acknowledge(worker.id, ack.seqs, ack.accepted);
-  for (Seq seq : outcome.adopted) connections_.erase(seq);
-  if (!outcome.unknown.empty()) {
-    return replace_worker(worker, "acknowledged connection " + std::to_string(outcome.unknown[0]) +
-                                      " it was never handed");
+// Ready first, drain second: a successor's ready drains the worker it
+// replaces, so the slot is never without a ready worker.
+void Master::handle_ready(WorkerRecord& worker) {
+  if (worker.state != WorkerState::kStarting) return;
+  worker.state = WorkerState::kReady;
+  update_eligibility(worker);
+  spdlog::info("Worker {} ready (id {}, slot {})", worker.pid, worker.id, worker.slot);
+  emit("ready", worker_event_fields(worker));
+  if (std::optional<WorkerId> old_worker = replacements_.successor_ready(worker.id)) {
+    workers_.promote(worker.id);
+    if (WorkerRecord* old_record = workers_.find(*old_worker)) drain_worker(*old_record);
+    if (replacements_.reloading()) {
+      emit("reload", {{"phase", "progress"},
+                      {"replaced", *old_worker},
+                      {"by", worker.id},
+                      {"remaining", replacements_.queued()}});
+    }
+    advance_replacements();
   }
-  if (stopping_) {
-    close_queued_connections();
-  } else {
-    dispatch_connections();
-  }
+  broker_->dispatch();
 }
 
 // A full worker is skipped: what it refused, and what arrives until it has
@@ -753,54 +522,40 @@ void Master::handle_capacity(WorkerRecord& worker, const proto::Capacity& capaci
   spdlog::debug("Worker {} {} (--max-connections {})", worker.pid,
                 worker.full ? "is full" : "has room again", config_.max_connections);
   update_eligibility(worker);
-  if (!worker.full && !stopping_) dispatch_connections();
+  if (!worker.full && !stopping_) broker_->dispatch();
 }
 
-bool Master::send_to_worker(WorkerRecord& worker, const proto::MasterMessage& message) {
-  auto channel = channels_.find(worker.id);
-  if (channel == channels_.end()) return false;
-  SendResult sent = send_message(channel->second->fd.get(), proto::encode(message));
-  if (sent == SendResult::kSent) return true;
-  spdlog::error("sendmsg() of '{}' to worker {} failed: {}", proto::type_name(message), worker.pid,
-                sent == SendResult::kWouldBlock ? "channel full" : errno_text(errno));
-  return false;
+void Master::protocol_violation(WorkerId id, const std::string& reason) {
+  if (WorkerRecord* worker = workers_.find(id)) replace_worker(*worker, reason);
 }
 
-// Forgets a worker's channel: its un-acked connections go back to the queue
-// for another worker. A worker without a channel is useless, so unless it is
-// already on its way out it gets a SIGKILL deadline.
-void Master::close_channel(WorkerId id) {
-  auto it = channels_.find(id);
-  if (it == channels_.end()) return;
-  channels_.erase(it);
-  std::vector<Seq> returned = dispatcher_.remove_worker(id);
-  if (!returned.empty()) {
-    spdlog::info("re-dispatching {} connections that worker id {} did not acknowledge",
-                 returned.size(), id);
-  }
-  if (WorkerRecord* worker = workers_.find(id)) {
-    worker->channel_open = false;
-    if (!worker->kill_at) worker->kill_at = Clock::now() + config_.kill_timeout;
-  }
-  if (stopping_) {
-    close_queued_connections();
-  } else {
-    dispatch_connections();
-  }
+// A worker without a channel is useless, so unless it is already on its way
+// out it gets a SIGKILL deadline.
+void Master::channel_closed(WorkerId id) {
+  WorkerRecord* worker = workers_.find(id);
+  if (worker == nullptr) return;
+  worker->channel_open = false;
+  if (!worker->kill_at) worker->kill_at = Clock::now() + config_.kill_timeout;
+}
+
+void Master::handed(WorkerId id, std::size_t count) {
+  if (WorkerRecord* worker = workers_.find(id)) worker->connections_handed += count;
+}
+
+std::int64_t Master::worker_pid(WorkerId id) const {
+  const WorkerRecord* worker = workers_.find(id);
+  return worker != nullptr ? worker->pid : -1;
 }
 
 // A protocol violation: the worker cannot be trusted with connections.
 void Master::replace_worker(WorkerRecord& worker, const std::string& reason) {
   spdlog::error("Worker {} {}: protocol violation, replacing it", worker.pid, reason);
   ::kill(worker.pid, SIGKILL);
-  close_channel(worker.id);
+  broker_->close_channel(worker.id);
 }
 
 void Master::update_eligibility(const WorkerRecord& worker) {
-  auto channel = channels_.find(worker.id);
-  bool eligible = worker.state == WorkerState::kReady && !worker.full &&
-                  channel != channels_.end() && !channel->second->blocked;
-  dispatcher_.set_eligible(worker.id, eligible);
+  broker_->set_serving(worker.id, worker.state == WorkerState::kReady && !worker.full);
 }
 
 // ---- the control socket ----------------------------------------------------
@@ -862,9 +617,9 @@ MasterView Master::view() const {
   view.schedule = config_.schedule == Schedule::kNone ? "none" : "round-robin";
   view.stopping = stop_announced_;
   view.reloading = replacements_.reloading();
-  view.pending = dispatcher_.queued();
+  view.pending = broker_->queued();
   view.max_connections = config_.max_connections;
-  view.connections_total = connections_total_;
+  view.connections_total = broker_->connections_total();
   view.reloads_total = reloads_total_;
   view.hung_kills_total = hung_kills_total_;
   return view;

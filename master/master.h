@@ -1,7 +1,9 @@
-// Master: the herd process. Accepts every connection itself and hands each fd
-// to a worker over its channel (Node's SCHED_RR), and supervises the workers:
-// reap the dead, kill the unresponsive, keep the worker count, stop gracefully.
-// This file is the I/O shell; the decisions live in Dispatcher and WorkerTable.
+// Master: the herd process. Supervises the workers: reap the dead, kill the
+// unresponsive, keep the worker count, replace and reload, stop gracefully;
+// and answers the control socket. The connection path (accept, hand-off,
+// acks) is the Broker's, which reads the channels and passes each worker's
+// messages here. This file is the I/O shell; the decisions live in
+// WorkerTable, ReplacementPlan and the control handlers.
 #pragma once
 
 #include <spdlog/common.h>
@@ -10,14 +12,11 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
-#include <map>
 #include <memory>
 #include <optional>
 #include <random>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"
@@ -26,9 +25,9 @@
 #include "common/log.h"
 #include "common/unique_fd.h"
 #include "master/admin_server.h"
+#include "master/broker.h"
 #include "master/control_handlers.h"
 #include "master/control_server.h"
-#include "master/dispatcher.h"
 #include "master/notifier.h"
 #include "master/output_capture.h"
 #include "master/replacement_plan.h"
@@ -70,7 +69,7 @@ struct MasterConfig {
   LogFormat log_format = LogFormat::kText;
 };
 
-class Master {
+class Master final : private BrokerHost {
  public:
   explicit Master(MasterConfig config);
   ~Master();
@@ -82,20 +81,6 @@ class Master {
   int run();
 
  private:
-  // One worker's end of the channel and its read event.
-  struct Channel {
-    Master* master;
-    WorkerId worker;
-    UniqueFd fd;
-    EventPtr read_event;
-    EventPtr write_event;  // armed only while the socket buffer is full
-    bool blocked = false;
-  };
-
-  static void on_accept(evutil_socket_t fd, short what, void* arg);
-  static void on_resume_accept(evutil_socket_t fd, short what, void* arg);
-  static void on_channel_readable(evutil_socket_t fd, short what, void* arg);
-  static void on_channel_writable(evutil_socket_t fd, short what, void* arg);
   static void on_signal(evutil_socket_t signal, short what, void* arg);
   static void on_tick(evutil_socket_t fd, short what, void* arg);
   static void on_shutdown_delay_over(evutil_socket_t fd, short what, void* arg);
@@ -133,21 +118,17 @@ class Master {
   nlohmann::json worker_event_fields(const WorkerRecord& worker) const;
   void sample_resources(WorkerRecord& worker);
 
-  void accept_connections();
-  void pause_accepting(Milliseconds retry_after);
-  void resume_accepting();
-  void dispatch_connections();
+  // What the broker reports (BrokerHost).
+  void handle_message(WorkerId id, const proto::WorkerMessage& message) override;
+  void protocol_violation(WorkerId id, const std::string& reason) override;
+  void channel_closed(WorkerId id) override;
+  void handed(WorkerId id, std::size_t count) override;
+  std::int64_t worker_pid(WorkerId id) const override;
 
-  void read_channel(Channel& channel);
-  void handle_message(WorkerRecord& worker, const std::string& payload);
+  void handle_ready(WorkerRecord& worker);
   void handle_capacity(WorkerRecord& worker, const proto::Capacity& capacity);
-  void handle_ack(WorkerRecord& worker, const proto::Ack& ack);
-  bool send_to_worker(WorkerRecord& worker, const proto::MasterMessage& message);
-  void close_channel(WorkerId worker);
   void replace_worker(WorkerRecord& worker, const std::string& reason);
   void update_eligibility(const WorkerRecord& worker);
-  void close_queued_connections();
-  void expire_queued_connections();
   void recycle_if_over_limits(WorkerRecord& worker);
 
   MasterConfig config_;
@@ -156,25 +137,18 @@ class Master {
   std::unique_ptr<ControlServer> control_;
   std::unique_ptr<AdminServer> admin_;
   UniqueFd listen_fd_;
-  EventPtr accept_event_;
-  EventPtr resume_accept_event_;
   EventPtr tick_event_;
   EventPtr shutdown_delay_event_;
   std::vector<EventPtr> signal_events_;
-  bool accepting_ = false;
   Notifier notifier_;  // systemd's Type=notify; a no-op without NOTIFY_SOCKET
 
-  Dispatcher dispatcher_;
+  // Per worker: its record here, its channel in the broker, its output
+  // pipes in output_; spawn_worker_into() adds to all three, the reap
+  // removes from all three.
   WorkerTable workers_;
-  std::map<WorkerId, std::unique_ptr<Channel>> channels_;
+  SocketSender sender_;
+  std::unique_ptr<Broker> broker_;
   std::unique_ptr<OutputCapture> output_;  // the workers' stdout and stderr
-  struct HeldConnection {
-    UniqueFd fd;
-    TimePoint accepted_at;
-  };
-  std::unordered_map<Seq, HeldConnection> connections_;  // queued or un-acked; closed on ack
-  Seq next_seq_ = 1;
-  std::uint64_t connections_total_ = 0;
   std::uint64_t reloads_total_ = 0;
   std::uint64_t hung_kills_total_ = 0;
 
