@@ -88,13 +88,18 @@ std::vector<json> sorted_workers(const json& reply) {
   return workers;
 }
 
-std::string ids_text(const json& ids) {
+std::string join_ids(const json& ids, std::string_view separator) {
   std::string text;
   for (const json& id : ids) {
-    if (!text.empty()) text += ", ";
+    if (!text.empty()) text += separator;
     text += integer_text(&id);
   }
   return text;
+}
+
+// "1, 2, 5".
+std::string ids_text(const json& ids) {
+  return join_ids(ids, ", ");
 }
 
 // Lines of "label:  value" with the values in one column.
@@ -201,12 +206,7 @@ std::string exit_text(const json* last_exit) {
 }
 
 std::string id_list_text(const json& ids) {
-  std::string text;
-  for (const json& id : ids) {
-    if (!text.empty()) text += ' ';
-    text += integer_text(&id);
-  }
-  return text;
+  return join_ids(ids, " ");
 }
 
 std::optional<std::uint64_t> worker_id(const json& value) {

@@ -30,23 +30,12 @@
 #include "herdctl/top_shell.h"
 #include "proto/control.h"
 
+namespace herd::ctl {
 namespace {
 
-using herd::ctl::Clock;
-using herd::ctl::kDefaultTimeoutSeconds;
-using herd::ctl::kExitNoAnswer;
-using herd::ctl::kExitOk;
-using herd::ctl::kExitRefused;
-using herd::ctl::SignalPipe;
-using Command = herd::proto::ControlCommand;
-using herd::ctl::ControlClient;
-using herd::ctl::Milliseconds;
-using herd::ctl::Options;
-using herd::ctl::ReadOutcome;
-using herd::ctl::ReadResult;
-using herd::ctl::to_timeout;
+using Command = proto::ControlCommand;
 using nlohmann::json;
-namespace reply = herd::proto::reply;
+namespace reply = proto::reply;
 
 // The master sends a reload's last event before its reply, but on another
 // connection: how long to wait for that event once the reply is in.
@@ -99,7 +88,7 @@ int stream_events(ControlClient& client, int interrupt_fd, bool json_output) {
         if (json_output || event.is_discarded()) {
           std::cout << result.line << std::endl;
         } else {
-          std::cout << herd::ctl::format_event(event) << std::flush;
+          std::cout << format_event(event) << std::flush;
         }
         break;
       }
@@ -132,11 +121,11 @@ std::optional<json> parse_reply(const std::string& line) {
 int print_reply(const Options& options, const std::string& line, const json& reply) {
   if (options.json_output) std::cout << line << std::endl;
   if (!reply[reply::kOk].get<bool>()) {
-    print_error(herd::ctl::reply_error(reply));
+    print_error(reply_error(reply));
     return kExitRefused;
   }
   if (!options.json_output) {
-    std::cout << herd::ctl::format_reply(options.request, reply) << std::flush;
+    std::cout << format_reply(options.request, reply) << std::flush;
   }
   return kExitOk;
 }
@@ -146,12 +135,12 @@ int print_reply(const Options& options, const std::string& line, const json& rep
 // stderr) nullopt: reload --wait then waits for its reply without progress.
 std::optional<ControlClient> subscribe_to_events(const std::string& path, Milliseconds timeout) {
   std::optional<ControlClient> events(std::in_place, path, timeout);
-  herd::proto::ControlRequest subscribe;
+  proto::ControlRequest subscribe;
   subscribe.command = Command::kEvents;
   std::string failure;
   if (!events->connected()) {
     failure = "cannot connect: " + events->error();
-  } else if (!events->send_line(herd::proto::encode(subscribe).dump())) {
+  } else if (!events->send_line(proto::encode(subscribe).dump())) {
     failure = "cannot send: " + events->error();
   } else {
     ReadResult result = events->read_line(timeout);
@@ -164,7 +153,7 @@ std::optional<ControlClient> subscribe_to_events(const std::string& path, Millis
     if (result.outcome != ReadOutcome::kLine) {
       failure = "no answer to the events request";
     } else if (!is_true(reply::kOk) || !is_true(reply::kEvents)) {
-      failure = ack.is_object() && ack.contains(reply::kError) ? herd::ctl::reply_error(ack)
+      failure = ack.is_object() && ack.contains(reply::kError) ? reply_error(ack)
                                                                : "unexpected answer " + result.line;
     }
   }
@@ -182,7 +171,7 @@ std::optional<ControlClient> subscribe_to_events(const std::string& path, Millis
 // last event says how it ended. Returns the exit status.
 int wait_for_reload(ControlClient& client, ControlClient* events, const Options& options,
                     std::optional<Clock::time_point> deadline) {
-  herd::ctl::ReloadProgress progress;
+  ReloadProgress progress;
   auto show = [&](const std::string& line) {
     json event = json::parse(line, nullptr, /*allow_exceptions=*/false);
     std::optional<std::string> text = progress.observe(event);
@@ -225,10 +214,10 @@ int wait_for_reload(ControlClient& client, ControlClient* events, const Options&
     if (events != nullptr) fds[count++] = {events->fd(), POLLIN, 0};
     bool reading_reply = !reply_line && !reply_lost;
     if (reading_reply) fds[count++] = {client.fd(), POLLIN, 0};
-    int ready = ::poll(fds.data(), count, herd::ctl::poll_timeout(wait_until));
+    int ready = ::poll(fds.data(), count, poll_timeout(wait_until));
     if (ready < 0) {
       if (errno == EINTR) continue;
-      print_error("poll() failed: " + herd::errno_text(errno));
+      print_error("poll() failed: " + errno_text(errno));
       return kExitNoAnswer;
     }
     if (ready == 0) {
@@ -283,7 +272,7 @@ int reload_and_wait(ControlClient& client, const Options& options, Milliseconds 
   }
   std::optional<ControlClient> events = subscribe_to_events(options.socket_path, subscribe_timeout);
 
-  if (!client.send_line(herd::proto::encode(options.request).dump())) {
+  if (!client.send_line(proto::encode(options.request).dump())) {
     print_error("cannot send to " + options.socket_path + ": " + client.error());
     return kExitNoAnswer;
   }
@@ -293,7 +282,7 @@ int reload_and_wait(ControlClient& client, const Options& options, Milliseconds 
 // Connects, sends the request, prints the reply (or the stream of events).
 // Returns the exit status.
 int run_command(const Options& options) {
-  const herd::proto::ControlRequest& request = options.request;
+  const proto::ControlRequest& request = options.request;
   const std::string& path = options.socket_path;
   // The connection and the request's write get the default bound even when
   // the reply may take forever.
@@ -319,7 +308,7 @@ int run_command(const Options& options) {
     for (int signal : {SIGINT, SIGTERM}) interrupt.catch_signal(signal);
   }
 
-  if (!client.send_line(herd::proto::encode(request).dump())) {
+  if (!client.send_line(proto::encode(request).dump())) {
     print_error("cannot send to " + path + ": " + client.error());
     return kExitNoAnswer;
   }
@@ -340,9 +329,10 @@ int run_command(const Options& options) {
 }
 
 }  // namespace
+}  // namespace herd::ctl
 
 int main(int argc, char** argv) {
-  Options options;
+  herd::ctl::Options options;
   if (std::optional<int> exit_status = herd::ctl::parse_command_line(argc, argv, options)) {
     return *exit_status;
   }
@@ -350,5 +340,5 @@ int main(int argc, char** argv) {
     options.top->socket_path = options.socket_path;
     return herd::ctl::run_top(*options.top);
   }
-  return run_command(options);
+  return herd::ctl::run_command(options);
 }
