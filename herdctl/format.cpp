@@ -41,7 +41,7 @@ std::string unit_text(const json& object, std::string_view key, Format format) {
 }
 
 std::string response_text(const json& object, std::string_view class_name) {
-  const json* responses = field(object, "responses");
+  const json* responses = field(object, reply::kResponses);
   return responses == nullptr ? kMissing : count_text(*responses, class_name);
 }
 
@@ -83,7 +83,7 @@ const std::vector<json>& workers_of(const json& reply) {
 std::vector<json> sorted_workers(const json& reply) {
   std::vector<json> workers = workers_of(reply);
   std::stable_sort(workers.begin(), workers.end(), [](const json& left, const json& right) {
-    return number_field(left, "id").value_or(0) < number_field(right, "id").value_or(0);
+    return number_field(left, reply::kId).value_or(0) < number_field(right, reply::kId).value_or(0);
   });
   return workers;
 }
@@ -142,12 +142,12 @@ std::string output_lines_text(const std::string& heading, const json& lines, Tim
   std::string text = heading + ":\n";
   for (const json& line : lines) {
     std::string time = kMissing;
-    if (const json* unix_ms = field(line, "time"); unix_ms && unix_ms->is_number()) {
+    if (const json* unix_ms = field(line, reply::kTime); unix_ms && unix_ms->is_number()) {
       time = wall_time_text(unix_ms->get<std::int64_t>(), zone);
     }
-    const json* cut = field(line, "cut");
-    const json* content = field(line, "line");
-    text += "  " + time + "  " + string_text(line, "stream") + "  " +
+    const json* cut = field(line, reply::kCut);
+    const json* content = field(line, reply::kLine);
+    text += "  " + time + "  " + string_text(line, reply::kStream) + "  " +
             printable_line(content != nullptr && content->is_string() ? content->get<std::string>()
                                                                       : std::string()) +
             (cut != nullptr && *cut == true ? " [cut]" : "") + "\n";
@@ -159,31 +159,32 @@ std::string output_lines_text(const std::string& heading, const json& lines, Tim
 // exit, when the reply has them.
 std::string worker_output_text(const json& worker, TimeZone zone) {
   std::string text;
-  if (const json* lines = field(worker, "last_lines")) {
+  if (const json* lines = field(worker, reply::kLastLines)) {
     text += "\n" + output_lines_text("last lines", *lines, zone);
   }
-  const json* last_exit = field(worker, "last_exit");
-  if (const json* lines = last_exit ? field(*last_exit, "last_lines") : nullptr) {
-    text += "\n" +
-            output_lines_text("last lines of worker " + count_text(*last_exit, "id") + " (pid " +
-                                  count_text(*last_exit, "pid") + ", " + exit_text(last_exit) + ")",
-                              *lines, zone);
+  const json* last_exit = field(worker, reply::kLastExit);
+  if (const json* lines = last_exit ? field(*last_exit, reply::kLastLines) : nullptr) {
+    text += "\n" + output_lines_text("last lines of worker " + count_text(*last_exit, reply::kId) +
+                                         " (pid " + count_text(*last_exit, reply::kPid) + ", " +
+                                         exit_text(last_exit) + ")",
+                                     *lines, zone);
   }
   return text;
 }
 
 std::vector<std::pair<std::string, std::string>> traffic_details(const json& object) {
   return {
-      {"requests", count_text(object, "requests")},
-      {"rps", unit_text(object, "rps", format_rate)},
+      {"requests", count_text(object, reply::kRequests)},
+      {"rps", unit_text(object, reply::kRps, format_rate)},
       {"responses", "2xx " + response_text(object, "2xx") + "  3xx " +
                         response_text(object, "3xx") + "  4xx " + response_text(object, "4xx") +
                         "  5xx " + response_text(object, "5xx")},
-      {"latency", "p50 " + latency_text(object, "p50") + "  p90 " + latency_text(object, "p90") +
-                      "  p99 " + latency_text(object, "p99") + "  max " +
-                      latency_text(object, "max")},
-      {"bytes in", unit_text(object, "bytes_in", format_bytes)},
-      {"bytes out", unit_text(object, "bytes_out", format_bytes)},
+      {"latency", "p50 " + latency_text(object, reply::kP50) + "  p90 " +
+                      latency_text(object, reply::kP90) + "  p99 " +
+                      latency_text(object, reply::kP99) + "  max " +
+                      latency_text(object, reply::kMax)},
+      {"bytes in", unit_text(object, reply::kBytesIn, format_bytes)},
+      {"bytes out", unit_text(object, reply::kBytesOut, format_bytes)},
   };
 }
 
@@ -200,8 +201,12 @@ const json* field(const json& object, std::string_view key) {
 
 std::string exit_text(const json* last_exit) {
   if (last_exit == nullptr || !last_exit->is_object()) return kMissing;
-  if (const json* signal = field(*last_exit, "signal")) return "signal " + signal_text(*signal);
-  if (field(*last_exit, "code") != nullptr) return "code " + count_text(*last_exit, "code");
+  if (const json* signal = field(*last_exit, reply::kSignal)) {
+    return "signal " + signal_text(*signal);
+  }
+  if (field(*last_exit, reply::kCode) != nullptr) {
+    return "code " + count_text(*last_exit, reply::kCode);
+  }
   return kMissing;
 }
 
@@ -296,9 +301,9 @@ std::string string_text(const json& object, std::string_view key) {
 // "ready", or "ready,full" while the worker is at --max-connections with
 // none idle (it is handed nothing).
 std::string worker_state_text(const json& worker) {
-  const json* full = field(worker, "full");
+  const json* full = field(worker, reply::kFull);
   bool is_full = full != nullptr && full->is_boolean() && full->get<bool>();
-  return string_text(worker, "state") + (is_full ? ",full" : "");
+  return string_text(worker, reply::kState) + (is_full ? ",full" : "");
 }
 
 // A live process always has some memory: 0 means "not sampled yet" (a worker
@@ -311,8 +316,8 @@ std::string kib_text(const json& object, std::string_view key) {
 // An empty histogram reports 0 for every percentile: shown as "-", since no
 // request took 0us.
 std::string latency_text(const json& object, std::string_view percentile) {
-  const json* latency = field(object, "latency_us");
-  if (latency == nullptr || number_field(object, "requests") == 0.0) return kMissing;
+  const json* latency = field(object, reply::kLatencyUs);
+  if (latency == nullptr || number_field(object, reply::kRequests) == 0.0) return kMissing;
   return unit_text(*latency, percentile, format_latency_us);
 }
 
@@ -390,12 +395,12 @@ std::string format_backoff_slots(const json& reply) {
   if (slots == nullptr || !slots->is_array()) return "";
   std::string text;
   for (const json& slot : *slots) {
-    const json* state = field(slot, "state");
+    const json* state = field(slot, reply::kState);
     if (state == nullptr || *state != "backoff") continue;
-    text += "slot " + count_text(slot, "slot") + ": crash loop, next start in " +
-            unit_text(slot, "next_attempt_ms", format_duration_ms) + " (" +
-            count_text(slot, "restarts") + " restarts, last exit " +
-            exit_text(field(slot, "last_exit")) + ")\n";
+    text += "slot " + count_text(slot, reply::kSlot) + ": crash loop, next start in " +
+            unit_text(slot, reply::kNextAttemptMs, format_duration_ms) + " (" +
+            count_text(slot, reply::kRestarts) + " restarts, last exit " +
+            exit_text(field(slot, reply::kLastExit)) + ")\n";
   }
   return text;
 }
@@ -406,17 +411,18 @@ std::string format_status(const json& reply) {
   const json& master = master_field != nullptr ? *master_field : kNoMaster;
   std::vector<json> workers = sorted_workers(reply);
   std::size_t ready = std::count_if(workers.begin(), workers.end(), [](const json& worker) {
-    const json* state = field(worker, "state");
+    const json* state = field(worker, reply::kState);
     return state != nullptr && *state == "ready";
   });
 
-  std::string text =
-      "herd " + string_text(master, "version") + "  pid " + count_text(master, "pid") + "  " +
-      string_text(master, "state") + "  listen " + string_text(master, "listen") + "  up " +
-      unit_text(master, "uptime_ms", format_duration_ms) + "  workers " + std::to_string(ready) +
-      "/" + count_text(master, "workers_target") + " ready  pending " +
-      count_text(master, "pending") + "  connections " + count_text(master, "connections_total") +
-      "  restarts " + count_text(master, "restarts_total") + "\n";
+  std::string text = "herd " + string_text(master, reply::kVersion) + "  pid " +
+                     count_text(master, reply::kPid) + "  " + string_text(master, reply::kState) +
+                     "  listen " + string_text(master, reply::kListen) + "  up " +
+                     unit_text(master, reply::kUptimeMs, format_duration_ms) + "  workers " +
+                     std::to_string(ready) + "/" + count_text(master, reply::kWorkersTarget) +
+                     " ready  pending " + count_text(master, reply::kPending) + "  connections " +
+                     count_text(master, reply::kConnectionsTotal) + "  restarts " +
+                     count_text(master, reply::kRestartsTotal) + "\n";
   std::string backoff = format_backoff_slots(reply);
   if (workers.empty()) return text + "no workers\n" + backoff;
 
@@ -429,17 +435,17 @@ std::string format_status(const json& reply) {
   std::vector<std::vector<std::string>> rows;
   for (const json& worker : workers) {
     rows.push_back({
-        count_text(worker, "id"),
-        count_text(worker, "slot"),
-        count_text(worker, "pid"),
+        count_text(worker, reply::kId),
+        count_text(worker, reply::kSlot),
+        count_text(worker, reply::kPid),
         worker_state_text(worker),
-        unit_text(worker, "uptime_ms", format_duration_ms),
-        count_text(worker, "restarts"),
-        count_text(worker, "requests"),
-        unit_text(worker, "rps", format_rate),
-        latency_text(worker, "p99"),
-        kib_text(worker, "rss_kb"),
-        unit_text(worker, "cpu_pct", format_percent),
+        unit_text(worker, reply::kUptimeMs, format_duration_ms),
+        count_text(worker, reply::kRestarts),
+        count_text(worker, reply::kRequests),
+        unit_text(worker, reply::kRps, format_rate),
+        latency_text(worker, reply::kP99),
+        kib_text(worker, reply::kRssKb),
+        unit_text(worker, reply::kCpuPct, format_percent),
     });
   }
   return text + render_table(kColumns, rows) + backoff;
@@ -466,24 +472,25 @@ std::string format_stats(const json& reply, bool detailed) {
   };
   auto traffic_cells = [](const json& object) {
     return std::vector<std::string>{
-        count_text(object, "requests"),
-        unit_text(object, "rps", format_rate),
+        count_text(object, reply::kRequests),
+        unit_text(object, reply::kRps, format_rate),
         response_text(object, "2xx"),
         response_text(object, "3xx"),
         response_text(object, "4xx"),
         response_text(object, "5xx"),
-        unit_text(object, "bytes_in", format_bytes),
-        unit_text(object, "bytes_out", format_bytes),
-        latency_text(object, "p50"),
-        latency_text(object, "p90"),
-        latency_text(object, "p99"),
-        latency_text(object, "max"),
+        unit_text(object, reply::kBytesIn, format_bytes),
+        unit_text(object, reply::kBytesOut, format_bytes),
+        latency_text(object, reply::kP50),
+        latency_text(object, reply::kP90),
+        latency_text(object, reply::kP99),
+        latency_text(object, reply::kMax),
     };
   };
   std::vector<std::vector<std::string>> rows;
   for (const json& worker : workers) {
-    std::vector<std::string> row{count_text(worker, "id"), count_text(worker, "slot"),
-                                 count_text(worker, "pid"), string_text(worker, "state")};
+    std::vector<std::string> row{count_text(worker, reply::kId), count_text(worker, reply::kSlot),
+                                 count_text(worker, reply::kPid),
+                                 string_text(worker, reply::kState)};
     std::vector<std::string> traffic = traffic_cells(worker);
     row.insert(row.end(), traffic.begin(), traffic.end());
     rows.push_back(std::move(row));
@@ -498,35 +505,36 @@ std::string format_stats(const json& reply, bool detailed) {
 
 std::string format_worker_detail(const json& worker, TimeZone zone) {
   std::string started = kMissing;
-  if (const json* started_at = field(worker, "started_at"); started_at && started_at->is_number()) {
+  if (const json* started_at = field(worker, reply::kStartedAt);
+      started_at && started_at->is_number()) {
     started = wall_time_text(started_at->get<std::int64_t>(), zone);
   }
-  std::string heartbeat = unit_text(worker, "last_heartbeat_ms", [](double ms) {
+  std::string heartbeat = unit_text(worker, reply::kLastHeartbeatMs, [](double ms) {
     return (ms < 1000 ? printf_string("%.0fms", ms) : format_duration_ms(ms)) + " ago";
   });
   std::vector<std::pair<std::string, std::string>> details{
-      {"id", count_text(worker, "id")},
-      {"slot", count_text(worker, "slot")},
-      {"pid", count_text(worker, "pid")},
-      {"state", string_text(worker, "state")},
+      {"id", count_text(worker, reply::kId)},
+      {"slot", count_text(worker, reply::kSlot)},
+      {"pid", count_text(worker, reply::kPid)},
+      {"state", string_text(worker, reply::kState)},
       {"started at", started},
-      {"uptime", unit_text(worker, "uptime_ms", format_duration_ms)},
-      {"restarts", count_text(worker, "restarts")},
-      {"last exit", exit_text(field(worker, "last_exit"))},
-      {"connections", count_text(worker, "connections")},
-      {"active connections", count_text(worker, "active_connections")},
+      {"uptime", unit_text(worker, reply::kUptimeMs, format_duration_ms)},
+      {"restarts", count_text(worker, reply::kRestarts)},
+      {"last exit", exit_text(field(worker, reply::kLastExit))},
+      {"connections", count_text(worker, reply::kConnections)},
+      {"active connections", count_text(worker, reply::kActiveConnections)},
   };
   std::vector<std::pair<std::string, std::string>> traffic = traffic_details(worker);
   details.insert(details.end(), traffic.begin(), traffic.end());
   details.insert(details.end(), {
-                                    {"rss", kib_text(worker, "rss_kb")},
-                                    {"cpu", unit_text(worker, "cpu_pct", format_percent)},
+                                    {"rss", kib_text(worker, reply::kRssKb)},
+                                    {"cpu", unit_text(worker, reply::kCpuPct, format_percent)},
                                     {"last heartbeat", heartbeat},
                                 });
-  if (const json* exit = field(worker, "exit")) {
+  if (const json* exit = field(worker, reply::kExit)) {
     // A worker that has exited (`stats ID` answers from its slot's last exit).
     std::string exited = exit_text(exit);
-    if (const json* at = field(worker, "exited_at"); at && at->is_number()) {
+    if (const json* at = field(worker, reply::kExitedAt); at && at->is_number()) {
       exited += " at " + wall_time_text(at->get<std::int64_t>(), zone);
     }
     details.insert(details.begin() + 4, {"exited", exited});
@@ -541,14 +549,14 @@ std::string format_action(proto::ControlCommand command, const json& reply) {
              ": its replacement takes over once ready\n";
     case proto::ControlCommand::kReload: {
       if (const json* reloaded = field(reply, reply::kReloaded); reloaded && reloaded->is_array()) {
-        return "reloaded " + plural(reloaded->size(), "worker") +
+        return "reloaded " + plural(reloaded->size(), reply::kWorker) +
                (reloaded->empty() ? "" : " (replaced ids " + ids_text(*reloaded) + ")") + "\n";
       }
       const json* reloading = field(reply, reply::kReloading);
       if (reloading == nullptr || !reloading->is_array()) return "reloading\n";
       if (reloading->empty()) return "nothing to reload\n";
-      return "reloading " + plural(reloading->size(), "worker") + " one slot at a time (ids " +
-             ids_text(*reloading) + ")\n";
+      return "reloading " + plural(reloading->size(), reply::kWorker) +
+             " one slot at a time (ids " + ids_text(*reloading) + ")\n";
     }
     case proto::ControlCommand::kScale: {
       std::string target = count_text(reply, reply::kWorkersTarget);

@@ -37,7 +37,8 @@ std::vector<const json*> workers_by_id(const json& reply) {
   if (found == reply.end() || !found->is_array()) return workers;
   for (const json& worker : *found) workers.push_back(&worker);
   std::stable_sort(workers.begin(), workers.end(), [](const json* left, const json* right) {
-    return number_field(*left, "id").value_or(0) < number_field(*right, "id").value_or(0);
+    return number_field(*left, reply::kId).value_or(0) <
+           number_field(*right, reply::kId).value_or(0);
   });
   return workers;
 }
@@ -46,8 +47,8 @@ std::vector<const json*> workers_by_id(const json& reply) {
 std::map<double, double> rps_by_id(const json& stats) {
   std::map<double, double> rates;
   for (const json* worker : workers_by_id(stats)) {
-    std::optional<double> id = number_field(*worker, "id");
-    std::optional<double> rps = number_field(*worker, "rps");
+    std::optional<double> id = number_field(*worker, reply::kId);
+    std::optional<double> rps = number_field(*worker, reply::kRps);
     if (id && rps) rates[*id] = *rps;
   }
   return rates;
@@ -63,12 +64,12 @@ std::string interval_text(std::uint64_t milliseconds) {
 }
 
 std::string rate_text(const json& object) {
-  std::optional<double> rps = number_field(object, "rps");
+  std::optional<double> rps = number_field(object, reply::kRps);
   return rps ? format_rate(*rps) : std::string(kMissing);
 }
 
 std::string percent_text(const json& object) {
-  std::optional<double> cpu = number_field(object, "cpu_pct");
+  std::optional<double> cpu = number_field(object, reply::kCpuPct);
   return cpu ? format_percent(*cpu) : std::string(kMissing);
 }
 
@@ -79,14 +80,16 @@ std::string master_line(const json& status) {
   const json& master = object_field(status, reply::kMaster);
   std::vector<const json*> workers = workers_by_id(status);
   std::size_t ready = std::count_if(workers.begin(), workers.end(), [](const json* worker) {
-    return string_text(*worker, "state") == "ready";
+    return string_text(*worker, reply::kState) == "ready";
   });
-  std::optional<double> uptime_ms = number_field(master, "uptime_ms");
-  return "herd " + string_text(master, "version") + "  pid " + count_text(master, "pid") + "  " +
-         string_text(master, "state") + "  listen " + string_text(master, "listen") + "  up " +
+  std::optional<double> uptime_ms = number_field(master, reply::kUptimeMs);
+  return "herd " + string_text(master, reply::kVersion) + "  pid " +
+         count_text(master, reply::kPid) + "  " + string_text(master, reply::kState) + "  listen " +
+         string_text(master, reply::kListen) + "  up " +
          (uptime_ms ? format_duration_ms(*uptime_ms) : std::string(kMissing)) + "  workers " +
-         std::to_string(ready) + "/" + count_text(master, "workers_target") + " ready  pending " +
-         count_text(master, "pending") + "  connections " + count_text(master, "connections_total");
+         std::to_string(ready) + "/" + count_text(master, reply::kWorkersTarget) +
+         " ready  pending " + count_text(master, reply::kPending) + "  connections " +
+         count_text(master, reply::kConnectionsTotal);
 }
 
 // The first `width` columns of `line`, cut between characters.
@@ -140,25 +143,26 @@ Table render_table_of(const std::deque<TopSample>& samples, const TopView& view,
 
   std::vector<std::vector<std::string>> rows;
   for (const json* worker : workers) {
-    rows.push_back({count_text(*worker, "id"), count_text(*worker, "pid"),
-                    string_text(*worker, "state"), count_text(*worker, "restarts"),
-                    count_text(*worker, "active_connections"), kib_text(*worker, "rss_kb"),
-                    percent_text(*worker), latency_text(*worker, "p99"), rate_text(*worker)});
+    rows.push_back({count_text(*worker, reply::kId), count_text(*worker, reply::kPid),
+                    string_text(*worker, reply::kState), count_text(*worker, reply::kRestarts),
+                    count_text(*worker, reply::kActiveConnections),
+                    kib_text(*worker, reply::kRssKb), percent_text(*worker),
+                    latency_text(*worker, reply::kP99), rate_text(*worker)});
   }
-  std::optional<double> active = sum_of(workers, "active_connections");
-  std::optional<double> rss_kb = sum_of(workers, "rss_kb");
-  std::optional<double> cpu = sum_of(workers, "cpu_pct");
+  std::optional<double> active = sum_of(workers, reply::kActiveConnections);
+  std::optional<double> rss_kb = sum_of(workers, reply::kRssKb);
+  std::optional<double> cpu = sum_of(workers, reply::kCpuPct);
   // The master's count also covers slots with no worker right now.
-  std::string restarts = count_text(master, "restarts_total");
+  std::string restarts = count_text(master, reply::kRestartsTotal);
   if (restarts == kMissing) {
-    std::optional<double> sum = sum_of(workers, "restarts");
+    std::optional<double> sum = sum_of(workers, reply::kRestarts);
     if (sum) restarts = std::to_string(static_cast<std::uint64_t>(*sum));
   }
   rows.push_back(
       {"total", "", "", restarts,
        active ? std::to_string(static_cast<std::uint64_t>(*active)) : std::string(kMissing),
        rss_kb && *rss_kb > 0 ? format_bytes(*rss_kb * 1024.0) : std::string(kMissing),
-       cpu ? format_percent(*cpu) : std::string(kMissing), latency_text(total, "p99"),
+       cpu ? format_percent(*cpu) : std::string(kMissing), latency_text(total, reply::kP99),
        rate_text(total)});
 
   // The other columns first: the sparkline gets the room they leave.
@@ -181,7 +185,7 @@ Table render_table_of(const std::deque<TopSample>& samples, const TopView& view,
     std::vector<std::optional<double>> totals(padding);
     for (auto sample = window_begin; sample != samples.end(); ++sample) {
       rates.push_back(rps_by_id(sample->stats));
-      totals.push_back(number_field(object_field(sample->stats, reply::kTotal), "rps"));
+      totals.push_back(number_field(object_field(sample->stats, reply::kTotal), reply::kRps));
     }
     double scale = 0;
     for (const auto& rate : rates) {
@@ -215,9 +219,9 @@ Table render_table_of(const std::deque<TopSample>& samples, const TopView& view,
 void TopHistory::add(TopSample sample) {
   if (!samples_.empty()) {
     std::optional<double> previous =
-        number_field(object_field(samples_.back().status, reply::kMaster), "pid");
+        number_field(object_field(samples_.back().status, reply::kMaster), reply::kPid);
     std::optional<double> current =
-        number_field(object_field(sample.status, reply::kMaster), "pid");
+        number_field(object_field(sample.status, reply::kMaster), reply::kPid);
     if (previous != current) samples_.clear();
   }
   samples_.push_back(std::move(sample));

@@ -22,8 +22,8 @@ std::int64_t elapsed_ms(TimePoint since, TimePoint now) {
 
 json exit_json(const std::optional<ExitStatus>& status) {
   if (!status) return nullptr;
-  return {{"code", status->code ? json(*status->code) : json(nullptr)},
-          {"signal", status->signal ? json(*status->signal) : json(nullptr)}};
+  return {{reply::kCode, status->code ? json(*status->code) : json(nullptr)},
+          {reply::kSignal, status->signal ? json(*status->signal) : json(nullptr)}};
 }
 
 struct Context {
@@ -34,25 +34,26 @@ struct Context {
 
 json master_json(const Context& context) {
   const MasterView& master = context.master;
-  return {{"pid", master.pid},
-          {"version", master.version},
-          {"uptime_ms", elapsed_ms(master.started_at, context.now)},
-          {"listen", master.listen},
-          {"schedule", master.schedule},
-          {"state", master.stopping ? "stopping" : "running"},
-          {"workers_target", context.workers.target()},
-          {"pending", master.pending},
-          {"max_connections", master.max_connections},
-          {"connections_total", master.connections_total},
-          {"restarts_total", context.workers.restarts_total()}};
+  return {{reply::kPid, master.pid},
+          {reply::kVersion, master.version},
+          {reply::kUptimeMs, elapsed_ms(master.started_at, context.now)},
+          {reply::kListen, master.listen},
+          {reply::kSchedule, master.schedule},
+          {reply::kState, master.stopping ? "stopping" : "running"},
+          {reply::kWorkersTarget, context.workers.target()},
+          {reply::kPending, master.pending},
+          {reply::kMaxConnections, master.max_connections},
+          {reply::kConnectionsTotal, master.connections_total},
+          {reply::kRestartsTotal, context.workers.restarts_total()}};
 }
 
 json lines_json(const OutputRing& output) {
   json lines = json::array();
   for (const KeptLine& line : output.lines()) {
-    lines.push_back(
-        {{"time", line.unix_ms}, {"stream", to_string(line.stream)}, {"line", line.text}});
-    if (line.cut) lines.back()["cut"] = true;
+    lines.push_back({{reply::kTime, line.unix_ms},
+                     {reply::kStream, to_string(line.stream)},
+                     {reply::kLine, line.text}});
+    if (line.cut) lines.back()[reply::kCut] = true;
   }
   return lines;
 }
@@ -61,13 +62,13 @@ json lines_json(const OutputRing& output) {
 // worker it is about and gives that worker's last lines.
 json worker_detail_json(const WorkerRecord& worker, const WorkerTable& table, TimePoint now) {
   json object = worker_json(worker, table, now);
-  object["last_lines"] = lines_json(worker.output);
+  object[reply::kLastLines] = lines_json(worker.output);
   if (const ExitedWorker* previous = table.last_exited(worker.slot)) {
-    json& last_exit = object["last_exit"];
-    last_exit["id"] = previous->record.id;
-    last_exit["pid"] = previous->record.pid;
-    last_exit["exited_at"] = previous->exited_at_ms;
-    last_exit["last_lines"] = lines_json(previous->record.output);
+    json& last_exit = object[reply::kLastExit];
+    last_exit[reply::kId] = previous->record.id;
+    last_exit[reply::kPid] = previous->record.pid;
+    last_exit[reply::kExitedAt] = previous->exited_at_ms;
+    last_exit[reply::kLastLines] = lines_json(previous->record.output);
   }
   return object;
 }
@@ -77,22 +78,22 @@ json worker_detail_json(const WorkerRecord& worker, const WorkerTable& table, Ti
 json exited_worker_json(const ExitedWorker& exited) {
   const WorkerRecord& worker = exited.record;
   const proto::WorkerStats& stats = worker.stats;
-  return {{"id", worker.id},
-          {"slot", worker.slot},
-          {"pid", worker.pid},
-          {"state", to_string(WorkerState::kExited)},
-          {"started_at", worker.started_at_ms},
-          {"exited_at", exited.exited_at_ms},
-          {"uptime_ms", elapsed_ms(worker.spawned_at, exited.exited_at)},
-          {"exit", exit_json(exited.status)},
-          {"connections", worker.connections_handed},
-          {"requests", stats.requests},
-          {"responses", proto::response_counts_json(stats.responses)},
-          {"latency_us", latency_json(stats.latency_us)},
-          {"bytes_in", stats.bytes_in},
-          {"bytes_out", stats.bytes_out},
-          {"last_heartbeat_ms", elapsed_ms(worker.last_heartbeat, exited.exited_at)},
-          {"last_lines", lines_json(worker.output)}};
+  return {{reply::kId, worker.id},
+          {reply::kSlot, worker.slot},
+          {reply::kPid, worker.pid},
+          {reply::kState, to_string(WorkerState::kExited)},
+          {reply::kStartedAt, worker.started_at_ms},
+          {reply::kExitedAt, exited.exited_at_ms},
+          {reply::kUptimeMs, elapsed_ms(worker.spawned_at, exited.exited_at)},
+          {reply::kExit, exit_json(exited.status)},
+          {reply::kConnections, worker.connections_handed},
+          {reply::kRequests, stats.requests},
+          {reply::kResponses, proto::response_counts_json(stats.responses)},
+          {reply::kLatencyUs, latency_json(stats.latency_us)},
+          {reply::kBytesIn, stats.bytes_in},
+          {reply::kBytesOut, stats.bytes_out},
+          {reply::kLastHeartbeatMs, elapsed_ms(worker.last_heartbeat, exited.exited_at)},
+          {reply::kLastLines, lines_json(worker.output)}};
 }
 
 ControlDecision ping(const Context& context) {
@@ -113,12 +114,12 @@ json slots_json(const Context& context) {
       state = "backoff";
       next_attempt = elapsed_ms(context.now, *slot.respawn_at);
     }
-    slots.push_back({{"slot", slot.slot},
-                     {"state", state},
-                     {"worker", slot.worker ? json(*slot.worker) : json(nullptr)},
-                     {"restarts", slot.restarts},
-                     {"last_exit", exit_json(slot.last_exit)},
-                     {"next_attempt_ms", next_attempt}});
+    slots.push_back({{reply::kSlot, slot.slot},
+                     {reply::kState, state},
+                     {reply::kWorker, slot.worker ? json(*slot.worker) : json(nullptr)},
+                     {reply::kRestarts, slot.restarts},
+                     {reply::kLastExit, exit_json(slot.last_exit)},
+                     {reply::kNextAttemptMs, next_attempt}});
   }
   return slots;
 }
@@ -170,12 +171,12 @@ ControlDecision stats(const ControlRequest& request, const Context& context) {
       rps += record.request_rate.rate();
     }
   }
-  json totals = {{"requests", total.requests},
-                 {"responses", proto::response_counts_json(total.responses)},
-                 {"latency_us", latency_json(total.latency_us)},
-                 {"bytes_in", total.bytes_in},
-                 {"bytes_out", total.bytes_out},
-                 {"rps", round_to(rps, 1)}};
+  json totals = {{reply::kRequests, total.requests},
+                 {reply::kResponses, proto::response_counts_json(total.responses)},
+                 {reply::kLatencyUs, latency_json(total.latency_us)},
+                 {reply::kBytesIn, total.bytes_in},
+                 {reply::kBytesOut, total.bytes_out},
+                 {reply::kRps, round_to(rps, 1)}};
   return {{{reply::kOk, true},
            {reply::kWorkers, std::move(workers)},
            {reply::kTotal, std::move(totals)}}};
@@ -227,36 +228,39 @@ json error_reply(const std::string& message) {
 
 json latency_json(const LatencyHistogram& histogram) {
   if (histogram.count() == 0) {
-    return {{"p50", nullptr}, {"p90", nullptr}, {"p99", nullptr}, {"max", nullptr}};
+    return {{reply::kP50, nullptr},
+            {reply::kP90, nullptr},
+            {reply::kP99, nullptr},
+            {reply::kMax, nullptr}};
   }
-  return {{"p50", histogram.percentile(0.50)},
-          {"p90", histogram.percentile(0.90)},
-          {"p99", histogram.percentile(0.99)},
-          {"max", histogram.max()}};
+  return {{reply::kP50, histogram.percentile(0.50)},
+          {reply::kP90, histogram.percentile(0.90)},
+          {reply::kP99, histogram.percentile(0.99)},
+          {reply::kMax, histogram.max()}};
 }
 
 json worker_json(const WorkerRecord& worker, const WorkerTable& table, TimePoint now) {
   const proto::WorkerStats& stats = worker.stats;
-  return {{"id", worker.id},
-          {"slot", worker.slot},
-          {"pid", worker.pid},
-          {"state", to_string(worker.state)},
-          {"started_at", worker.started_at_ms},
-          {"uptime_ms", elapsed_ms(worker.spawned_at, now)},
-          {"restarts", table.restarts(worker.slot)},
-          {"last_exit", exit_json(table.last_exit(worker.slot))},
-          {"connections", worker.connections_handed},
-          {"active_connections", stats.active_connections},
-          {"full", worker.full},
-          {"requests", stats.requests},
-          {"rps", round_to(worker.request_rate.rate(), 1)},
-          {"responses", proto::response_counts_json(stats.responses)},
-          {"latency_us", latency_json(stats.latency_us)},
-          {"bytes_in", stats.bytes_in},
-          {"bytes_out", stats.bytes_out},
-          {"rss_kb", worker.rss_kb != 0 ? json(worker.rss_kb) : json(nullptr)},
-          {"cpu_pct", round_to(worker.cpu_pct, 1)},
-          {"last_heartbeat_ms", elapsed_ms(worker.last_heartbeat, now)}};
+  return {{reply::kId, worker.id},
+          {reply::kSlot, worker.slot},
+          {reply::kPid, worker.pid},
+          {reply::kState, to_string(worker.state)},
+          {reply::kStartedAt, worker.started_at_ms},
+          {reply::kUptimeMs, elapsed_ms(worker.spawned_at, now)},
+          {reply::kRestarts, table.restarts(worker.slot)},
+          {reply::kLastExit, exit_json(table.last_exit(worker.slot))},
+          {reply::kConnections, worker.connections_handed},
+          {reply::kActiveConnections, stats.active_connections},
+          {reply::kFull, worker.full},
+          {reply::kRequests, stats.requests},
+          {reply::kRps, round_to(worker.request_rate.rate(), 1)},
+          {reply::kResponses, proto::response_counts_json(stats.responses)},
+          {reply::kLatencyUs, latency_json(stats.latency_us)},
+          {reply::kBytesIn, stats.bytes_in},
+          {reply::kBytesOut, stats.bytes_out},
+          {reply::kRssKb, worker.rss_kb != 0 ? json(worker.rss_kb) : json(nullptr)},
+          {reply::kCpuPct, round_to(worker.cpu_pct, 1)},
+          {reply::kLastHeartbeatMs, elapsed_ms(worker.last_heartbeat, now)}};
 }
 
 ControlDecision handle_control_request(std::string_view line, const MasterView& master,
