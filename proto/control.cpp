@@ -1,6 +1,7 @@
 #include "proto/control.h"
 
 #include <array>
+#include <string>
 #include <utility>
 
 namespace herd::proto {
@@ -18,6 +19,16 @@ constexpr std::array<std::pair<ControlCommand, std::string_view>, 8> kCommandNam
     {ControlCommand::kStop, "stop"},
     {ControlCommand::kEvents, "events"},
 }};
+
+// "ping, status, ..., events", for the errors that list them.
+std::string command_list() {
+  std::string list;
+  for (const auto& [command, name] : kCommandNames) {
+    if (!list.empty()) list += ", ";
+    list += name;
+  }
+  return list;
+}
 
 std::optional<ControlCommand> command_named(std::string_view name) {
   for (const auto& [command, command_text] : kCommandNames) {
@@ -112,14 +123,12 @@ DecodedControlRequest decode_control_request(std::string_view line) {
   if (!object.is_object()) return {std::nullopt, "request must be a JSON object"};
   auto cmd = object.find("cmd");
   if (cmd == object.end() || !cmd->is_string()) {
-    return {std::nullopt,
-            "request needs a string 'cmd' (" + std::string(kControlCommandList) + ")"};
+    return {std::nullopt, "request needs a string 'cmd' (" + command_list() + ")"};
   }
   const std::string& name = cmd->get_ref<const std::string&>();
   std::optional<ControlCommand> command = command_named(name);
   if (!command) {
-    return {std::nullopt,
-            "unknown command '" + name + "' (try " + std::string(kControlCommandList) + ")"};
+    return {std::nullopt, "unknown command '" + name + "' (try " + command_list() + ")"};
   }
   ControlRequest request;
   request.command = *command;

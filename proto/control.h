@@ -20,10 +20,6 @@ namespace herd::proto {
 
 enum class ControlCommand { kPing, kStatus, kStats, kRestart, kReload, kScale, kStop, kEvents };
 
-// "ping, status, stats, restart, reload, scale, stop, events", for errors.
-inline constexpr std::string_view kControlCommandList =
-    "ping, status, stats, restart, reload, scale, stop, events";
-
 // The most workers `scale` accepts, matching --workers.
 inline constexpr std::size_t kMaxWorkers = 1024;
 
