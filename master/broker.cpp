@@ -283,7 +283,7 @@ bool Broker::has_channel(WorkerId worker) const {
 }
 
 void Broker::read_remaining(WorkerId worker) {
-  if (has_channel(worker)) read_channel(worker);
+  read_channel(worker);  // nothing without a channel
 }
 
 void Broker::set_serving(WorkerId worker, bool serving) {
