@@ -276,7 +276,9 @@ void HttpSession::check_chunk_header(std::uint64_t size, std::string_view extens
 
 // Beast adds trailer fields to the header's. RFC 9110 6.5.1 lets a recipient
 // drop them, and merged they could add a Host or a framing field to the
-// header: it goes back to what it was when the last chunk came.
+// header: it goes back to what it was when the last chunk came. A copy, not
+// an erase of the fields added: Beast inserts a field beside those of its
+// name, so the trailer's are not the last ones.
 unsigned HttpSession::take_trailer() {
   auto& message = parser_->get();
   if (!chunked_header_) return 0;
